@@ -1,0 +1,1 @@
+"""The word-ocr Kubeflow pipeline, its compiled YAML, and the local runner behind `make run`."""

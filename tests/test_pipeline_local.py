@@ -1,0 +1,94 @@
+"""The compiled pipeline runs end to end under kfp.local (the real subprocess runner) on tiny sizes.
+
+Nothing is mocked here: the tasks generate shards, train a (tiny) model, evaluate it and publish
+it, or refuse to, exactly as `make run` does.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from pipelines import run_local
+from wordocr.publish import current_model
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "--quick", "--no-serve", "--train-samples", "192", "--val-samples", "64", "--test-samples", "64",
+    "--epochs", "1", "--num-shards", "2",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def deployed_workdir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    assert run_local.main(["--workdir", str(workdir), *TINY, "--gate", "0.0"]) == 0
+    return workdir
+
+
+def test_a_model_at_or_above_the_gate_is_deployed(deployed_workdir):
+    pointer = current_model(str(deployed_workdir / "serving"), "word-ocr")
+    assert pointer is not None
+    version = deployed_workdir / "serving" / "word-ocr" / pointer["version"]
+    assert (version / "spec.json").is_file() and (version / "model.keras").is_file()
+    assert 0.0 <= pointer["metrics"]["word_accuracy"] <= 1.0
+
+
+def test_evaluation_writes_a_metrics_report(deployed_workdir):
+    reports = list((deployed_workdir / "pipeline_root").rglob("report"))
+    assert reports, "the evaluate task wrote no report artifact"
+    report = json.loads(reports[0].read_text())
+    assert report["count"] == 64
+    assert 0.0 <= report["word_accuracy"] <= 1.0 and report["cer"] >= 0.0
+
+
+def test_a_model_below_the_gate_is_not_deployed(tmp_path):
+    code = run_local.main(["--workdir", str(tmp_path), *TINY, "--gate", "1.01"])
+    assert code == 2
+    assert current_model(str(tmp_path / "serving"), "word-ocr") is None
+    assert not (tmp_path / "serving").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_only_serves_the_deployed_model_on_localhost(deployed_workdir):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.run_local", "--workdir", str(deployed_workdir), "--serve-only",
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+        printed = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            printed.append(line)
+            if "curl -s http://localhost" in line:
+                break
+        assert any("curl -s http://localhost" in line for line in printed), "".join(printed)
+        body = json.dumps({"instances": [{"word": "game"}]}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models/word-ocr:predict", data=body)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            prediction = json.loads(response.read())["predictions"][0]
+        assert set(prediction["pred_text"]) <= set("abcdefghijklmnopqrstuvwxyz")
+        assert len(prediction["top_3_paths"]) == 3
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,90 @@
+"""From per-step CTC logits to words, with the blank as the LAST class (see ``wordocr.alphabet``).
+
+Greedy decoding (best class per step, collapse repeats, drop blanks) is plain numpy and costs
+microseconds. Beam search finds the most probable *words* (summing the alignments that spell
+the same word) and gives the runners-up, at about a millisecond per image.
+
+Confidences are probabilities in 0..1:
+- greedy: the probability of the single best alignment, the product over steps of the top class
+  probability (a cautious number: a word is often spelt by several alignments);
+- beam: ``tf.nn.ctc_beam_search_decoder``'s score of each word, the summed probability of the
+  alignments the beam kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wordocr.alphabet import Alphabet
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float32)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _check(logits: np.ndarray, alphabet: Alphabet) -> np.ndarray:
+    logits = np.asarray(logits)
+    if logits.ndim != 3 or logits.shape[-1] != alphabet.num_classes:
+        raise ValueError(
+            f"logits must be [batch, time, {alphabet.num_classes}] for this alphabet, got {logits.shape}"
+        )
+    return logits
+
+
+def greedy_decode_with_confidence(logits: np.ndarray, alphabet: Alphabet) -> list[tuple[str, float]]:
+    """Best-path decoding: ``(word, probability of its best alignment)`` for each image."""
+    logits = _check(logits, alphabet)
+    best = logits.argmax(axis=-1)  # [B, T]
+    previous = np.concatenate([np.full_like(best[:, :1], -1), best[:, :-1]], axis=1)
+    keep = (best != alphabet.blank_index) & (best != previous)
+    path_log_prob = log_softmax(logits).max(axis=-1).sum(axis=-1)
+    return [
+        (alphabet.decode(row[mask].tolist()), float(np.exp(lp)))
+        for row, mask, lp in zip(best, keep, path_log_prob)
+    ]
+
+
+def greedy_decode(logits: np.ndarray, alphabet: Alphabet) -> list[str]:
+    """Best class per step, repeats collapsed, blanks dropped: ``[B, T, classes]`` -> ``B`` words."""
+    return [word for word, _ in greedy_decode_with_confidence(logits, alphabet)]
+
+
+def beam_decode(
+    logits: np.ndarray, alphabet: Alphabet, top_k: int = 3, beam_width: int = 10
+) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` most probable words per image, best first, as ``(word, probability)``.
+
+    Fewer than ``top_k`` come back when the beam holds fewer distinct words.
+    """
+    import tensorflow as tf
+
+    logits = _check(logits, alphabet)
+    if top_k < 1 or beam_width < top_k:
+        raise ValueError(f"need 1 <= top_k <= beam_width, got top_k={top_k}, beam_width={beam_width}")
+    batch, steps, _ = logits.shape
+    if batch == 0:
+        return []
+    # The decoder wants time-major log-probabilities with the blank last, which is our convention.
+    log_probs = np.ascontiguousarray(log_softmax(logits).transpose(1, 0, 2))
+    decoded, scores = tf.nn.ctc_beam_search_decoder(
+        log_probs, np.full((batch,), steps, dtype=np.int32), beam_width=beam_width, top_paths=top_k
+    )
+    words: list[list[str]] = [[""] * batch for _ in decoded]
+    for k, sparse in enumerate(decoded):
+        indices, values = sparse.indices.numpy(), sparse.values.numpy()
+        for b in range(batch):
+            words[k][b] = alphabet.decode(values[indices[:, 0] == b].tolist())
+    scores = scores.numpy()  # [B, top_k] log-probabilities
+
+    results: list[list[tuple[str, float]]] = []
+    for b in range(batch):
+        seen: dict[str, float] = {}
+        for k in range(len(decoded)):
+            score = scores[b, k]
+            # An unfilled beam slot scores -inf; the same word can come back twice in rare ties.
+            if np.isfinite(score) and words[k][b] not in seen:
+                seen[words[k][b]] = float(np.exp(score))
+        results.append(list(seen.items()))
+    return results

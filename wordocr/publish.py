@@ -1,0 +1,47 @@
+"""Publishing a model artifact where the predictor serves it from.
+
+A serving root holds one folder per model name; each published model is a new version folder
+and ``current.json`` names the version to serve. The pointer is written last, so a publish
+that fails part-way leaves the previous version serving, and the predictor (or KServe's
+``storageUri``) never sees a half-copied model.
+
+    <serving_root>/<model_name>/current.json
+    <serving_root>/<model_name>/v20261128-013500-ab12cd/{model.keras, spec.json, ...}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+
+from wordocr import storage
+
+log = logging.getLogger(__name__)
+
+POINTER_NAME = "current.json"
+
+
+def publish_model(artifact_uri: str, serving_root: str, model_name: str, metrics: dict | None = None) -> str:
+    """Copy the artifact at ``artifact_uri`` into a new version under ``serving_root``; return its URI."""
+    names = storage.list_names(artifact_uri)
+    if "spec.json" not in names:
+        raise FileNotFoundError(f"{artifact_uri} holds no spec.json: not a complete model artifact")
+    version = time.strftime("v%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    version_uri = storage.join(serving_root, model_name, version)
+    # spec.json last: a version folder is only complete once it has one.
+    for name in sorted(names, key=lambda n: n == "spec.json"):
+        storage.write_bytes(storage.join(version_uri, name), storage.read_bytes(storage.join(artifact_uri, name)))
+    pointer = {"model_name": model_name, "version": version, "uri": version_uri, "metrics": metrics or {}}
+    storage.write_bytes(storage.join(serving_root, model_name, POINTER_NAME), json.dumps(pointer, indent=2).encode())
+    log.info("published %s as %s", artifact_uri, version_uri)
+    return version_uri
+
+
+def current_model(serving_root: str, model_name: str) -> dict | None:
+    """The pointer of the version being served, or None if nothing was ever published."""
+    uri = storage.join(serving_root, model_name, POINTER_NAME)
+    if not storage.exists(uri):
+        return None
+    return json.loads(storage.read_bytes(uri))
