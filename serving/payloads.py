@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -135,7 +136,7 @@ def decode_base64_image(value: Any, where: str, limits: ServingLimits) -> bytes:
 
 def image_error(where: str, exc: Exception) -> InvalidInput:
     """The client-facing error for image bytes that turned out not to be a readable image."""
-    return InvalidInput(f"{where}: not a readable PNG/JPEG image ({exc})")
+    return InvalidInput(f"{where}: not a readable image: {exc}")
 
 
 def _check_batch_size(count: int, limits: ServingLimits, what: str) -> None:
@@ -152,12 +153,20 @@ def _check_batch_size(count: int, limits: ServingLimits, what: str) -> None:
 _V1_EXAMPLE = '{"instances": [{"word": "game"}]} or {"instances": [{"image_b64": "<base64 PNG/JPEG>"}]}'
 
 
+def _json_from_raw(body: bytes | bytearray | str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(f"expected a JSON body like {_V1_EXAMPLE}") from None
+
+
 def parse_v1(
     body: Any, alphabet: Alphabet, max_word_length: int, limits: ServingLimits = DEFAULT_LIMITS
 ) -> ParsedRequest:
     if isinstance(body, bytes | bytearray | str):
-        # kserve hands non-JSON content types to the model as raw bytes.
-        raise InvalidInput(f"expected a JSON body (Content-Type: application/json) like {_V1_EXAMPLE}")
+        # kserve hands non-JSON content types to the model as raw bytes; `curl -d` sends JSON labelled
+        # as a form, so read the bytes as JSON before giving up.
+        body = _json_from_raw(body)
     if not isinstance(body, dict):
         raise InvalidInput(f"expected a JSON object like {_V1_EXAMPLE}, got {_json_type(body)}")
     if "instances" not in body:

@@ -42,7 +42,7 @@ def test_an_incomplete_artifact_is_refused_and_the_pointer_kept(tmp_path):
     broken.mkdir()
     (broken / "model.keras").write_bytes(b"half")
 
-    with pytest.raises(FileNotFoundError, match="spec.json"):
+    with pytest.raises(FileNotFoundError, match=r"spec\.json"):
         publish.publish_model(str(broken), str(root), "word-ocr")
     assert publish.current_model(str(root), "word-ocr")["uri"] == good
 

@@ -42,7 +42,7 @@ def greedy_decode_with_confidence(logits: np.ndarray, alphabet: Alphabet) -> lis
     path_log_prob = log_softmax(logits).max(axis=-1).sum(axis=-1)
     return [
         (alphabet.decode(row[mask].tolist()), float(np.exp(lp)))
-        for row, mask, lp in zip(best, keep, path_log_prob)
+        for row, mask, lp in zip(best, keep, path_log_prob, strict=True)
     ]
 
 

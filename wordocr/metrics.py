@@ -15,7 +15,7 @@ def word_accuracy(preds: Sequence[str], truths: Sequence[str]) -> float:
     _check_lengths(preds, truths)
     if not truths:
         return 0.0
-    return sum(p == t for p, t in zip(preds, truths)) / len(truths)
+    return sum(p == t for p, t in zip(preds, truths, strict=True)) / len(truths)
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -34,7 +34,7 @@ def edit_distance(a: str, b: str) -> int:
 def character_error_rate(preds: Sequence[str], truths: Sequence[str]) -> float:
     """Total edit distance over total truth characters (can exceed 1 when predictions are long)."""
     _check_lengths(preds, truths)
-    edits = sum(edit_distance(p, t) for p, t in zip(preds, truths))
+    edits = sum(edit_distance(p, t) for p, t in zip(preds, truths, strict=True))
     chars = sum(len(t) for t in truths)
     if chars == 0:
         return 0.0 if edits == 0 else float(edits)

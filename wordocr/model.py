@@ -53,7 +53,7 @@ TINY_MODEL_SIZE = ModelSize(conv_filters=(16, 32, 48, 64, 64), lstm_units=48, dr
 
 
 def _halvings(size: int, factor: int, what: str) -> int:
-    steps = int(round(math.log2(factor))) if factor > 0 else -1
+    steps = round(math.log2(factor)) if factor > 0 else -1
     if steps < 0 or 2**steps != factor or size % factor:
         raise ValueError(f"{what}: {size} must be divisible by a power-of-two factor, got {factor}")
     return steps
@@ -99,7 +99,8 @@ def build_model(
     x = layers.Rescaling(scale=-1.0 / 255.0, offset=1.0, name="ink")(pixels)
     x = layers.Reshape((spec.height, spec.width, 1), name="add_channel")(x)
 
-    for i, (filters, pool) in enumerate(zip(size.conv_filters, pool_sizes(spec, len(size.conv_filters)))):
+    pools = pool_sizes(spec, len(size.conv_filters))
+    for i, (filters, pool) in enumerate(zip(size.conv_filters, pools, strict=True)):
         x = conv_block(x, filters, pool, name=f"block{i + 1}")
 
     # [B, 1, T, C] -> [B, T, C]: each column of the feature map is one time step.

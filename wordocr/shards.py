@@ -83,7 +83,11 @@ def shard_name(index: int, total: int) -> str:
 
 def encode_png(image: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(image, mode="L").save(buf, format="PNG", compress_level=1)
+    image = np.asarray(image)
+    if image.ndim != 2 or image.dtype != np.uint8:
+        raise ValueError(f"expected a gray uint8 [H, W] image, got {image.dtype} {image.shape}")
+    # No mode= argument: Pillow deprecates it; a 2-D uint8 array is mode "L" anyway.
+    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
@@ -102,7 +106,9 @@ def _example_bytes(sample: Sample) -> bytes:
             }
         )
     )
-    return example.SerializeToString()
+    # Protobuf serialises map fields (the feature map) in an order that can differ between
+    # processes; deterministic=True makes the same sample the same bytes everywhere.
+    return example.SerializeToString(deterministic=True)
 
 
 def write_shard(samples: Iterable[Sample], dataset_uri: str, index: int, total: int) -> ShardInfo:

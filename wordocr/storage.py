@@ -41,12 +41,18 @@ def _split_gcs(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-@lru_cache(maxsize=1)
 def _gcs_client():
+    # Cached per emulator endpoint, so a test that starts or stops an emulator gets a client
+    # that talks to it rather than one made before.
+    return _client_for(os.environ.get("STORAGE_EMULATOR_HOST", ""))
+
+
+@lru_cache(maxsize=4)
+def _client_for(emulator_host: str):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
+    if emulator_host:
         # The emulator takes no credentials; the project name is required but unused.
         return storage.Client(credentials=AnonymousCredentials(), project="word-ocr-test")
     return storage.Client()
@@ -64,10 +70,16 @@ def write_bytes(uri: str, data: bytes) -> None:
     path = Path(uri)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
+        tmp_name = tmp.name
+        try:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp_name)
+            raise
+    _publish(tmp_name, path)
 
 
 def upload_file(local_path: str | Path, uri: str) -> None:
@@ -79,7 +91,18 @@ def upload_file(local_path: str | Path, uri: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         tmp_name = tmp.name
-    shutil.copyfile(local_path, tmp_name)
+    try:
+        shutil.copyfile(local_path, tmp_name)
+    except BaseException:
+        os.unlink(tmp_name)
+        raise
+    _publish(tmp_name, path)
+
+
+def _publish(tmp_name: str, path: Path) -> None:
+    # NamedTemporaryFile creates 0600 files; a dataset or model folder is read by other users
+    # (pipeline steps, the predictor), so publish it as an ordinary file.
+    os.chmod(tmp_name, 0o644)
     os.replace(tmp_name, path)
 
 
@@ -116,7 +139,10 @@ def list_names(prefix_uri: str) -> list[str]:
     root = Path(prefix_uri)
     if not root.exists():
         return []
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    # Hidden names are in-flight temporary files of atomic writes, not objects.
+    return sorted(
+        str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+    )
 
 
 def _write_retry():

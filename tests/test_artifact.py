@@ -1,0 +1,106 @@
+"""Model artifacts: a save -> load round trip reads the same, and spec.json says everything."""
+
+import json
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+from tests.tiny_data import TINY_SPEC, TINY_WORDS, make_samples
+from wordocr import artifact
+from wordocr.alphabet import Alphabet
+from wordocr.model import TINY_MODEL_SIZE, build_model
+
+ALPHABET = Alphabet()
+
+
+@pytest.fixture
+def model():
+    keras.utils.set_random_seed(1)
+    return build_model(TINY_SPEC, ALPHABET, TINY_MODEL_SIZE)
+
+
+def test_round_trip_gives_identical_logits(tmp_path, model):
+    images = np.stack([s.image for s in make_samples(TINY_WORDS)]).astype(np.float32)
+    artifact.save_artifact(model, str(tmp_path / "m"), TINY_SPEC, ALPHABET, {"training": {"epochs": 3}})
+    loaded, spec, alphabet, info = artifact.load_artifact(str(tmp_path / "m"))
+    assert spec == TINY_SPEC and alphabet == ALPHABET
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(images, training=False)),
+        keras.ops.convert_to_numpy(model(images, training=False)),
+    )
+    assert info["training"] == {"epochs": 3}
+
+
+def test_spec_json_describes_input_alphabet_and_blank(tmp_path, model):
+    artifact.save_artifact(model, str(tmp_path), TINY_SPEC, ALPHABET)
+    spec = json.loads((tmp_path / "spec.json").read_text())
+    assert spec["format"] == artifact.FORMAT
+    assert spec["input_spec"] == TINY_SPEC.to_dict()
+    assert spec["alphabet"] == ALPHABET.chars
+    assert spec["blank_index"] == len(ALPHABET.chars) == 26
+    assert spec["model_name"] == model.name and spec["created"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "spec.json"]
+
+
+def test_saved_model_has_no_optimizer_state(tmp_path, model):
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    artifact.save_artifact(model, str(tmp_path), TINY_SPEC, ALPHABET)
+    with zipfile.ZipFile(tmp_path / "model.keras") as saved:
+        weights = saved.read("model.weights.h5")
+    assert b"optimizer" not in weights
+    loaded, *_ = artifact.load_artifact(str(tmp_path))
+    assert getattr(loaded, "optimizer", None) is None
+
+
+def test_spec_json_is_written_last(tmp_path, model, monkeypatch):
+    order = []
+    upload_file, write_bytes = artifact.storage.upload_file, artifact.storage.write_bytes
+    monkeypatch.setattr(artifact.storage, "upload_file",
+                        lambda local, uri: (order.append(uri.rsplit("/", 1)[-1]), upload_file(local, uri)))
+    monkeypatch.setattr(artifact.storage, "write_bytes",
+                        lambda uri, data: (order.append(uri.rsplit("/", 1)[-1]), write_bytes(uri, data)))
+    artifact.save_artifact(model, str(tmp_path), TINY_SPEC, ALPHABET)
+    assert order[-1] == "spec.json" and "model.keras" in order
+
+
+def test_an_artifact_without_spec_json_is_incomplete(tmp_path, model):
+    artifact.save_artifact(model, str(tmp_path), TINY_SPEC, ALPHABET)
+    (tmp_path / "spec.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"spec\.json"):
+        artifact.load_artifact(str(tmp_path))
+
+
+def test_an_artifact_with_the_blank_first_is_refused(tmp_path, model):
+    artifact.save_artifact(model, str(tmp_path), TINY_SPEC, ALPHABET)
+    spec = json.loads((tmp_path / "spec.json").read_text())
+    (tmp_path / "spec.json").write_text(json.dumps({**spec, "blank_index": 0}))
+    with pytest.raises(ValueError, match="blank"):
+        artifact.load_artifact(str(tmp_path))
+
+
+def test_a_mixed_precision_model_is_saved_in_float32(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        mixed = build_model(TINY_SPEC, ALPHABET, TINY_MODEL_SIZE)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert mixed.get_layer("bilstm1").compute_dtype == "float16"
+    artifact.save_artifact(mixed, str(tmp_path), TINY_SPEC, ALPHABET)
+    loaded, *_ = artifact.load_artifact(str(tmp_path))
+    assert {layer.compute_dtype for layer in loaded.layers} == {"float32"}
+    assert loaded.get_layer("bilstm1").forward_layer.compute_dtype == "float32"
+
+
+def test_round_trip_through_gcs(gcs_server, model):
+    uri = gcs_server.uri("models", "tiny")
+    artifact.save_artifact(model, uri, TINY_SPEC, ALPHABET, {"note": "gcs"})
+    loaded, spec, alphabet, info = artifact.load_artifact(uri)
+    images = np.stack([s.image for s in make_samples(TINY_WORDS[:2])]).astype(np.float32)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(images, training=False)),
+        keras.ops.convert_to_numpy(model(images, training=False)),
+    )
+    assert (spec, alphabet, info["note"]) == (TINY_SPEC, ALPHABET, "gcs")

@@ -1,0 +1,37 @@
+"""Evaluation of an artifact on a dataset: overall, per length, per font, and example errors."""
+
+import json
+
+import pytest
+
+from tests.tiny_data import TINY_WORDS, make_samples, tiny_trained_fixture, write_dataset  # noqa: F401
+from wordocr.evaluate import evaluate, main
+
+pytestmark = pytest.mark.slow
+
+
+def test_evaluate_breaks_accuracy_down_by_length_and_font(tmp_path, tiny_trained):
+    result, _, _ = tiny_trained
+    # The trained font plus its italic, which the model never saw.
+    samples = make_samples(TINY_WORDS, fonts=(("fontpkg_roboto", False), ("fontpkg_roboto", True)))
+    data = write_dataset(samples, str(tmp_path / "test"), split="test")
+    metrics = evaluate(result.artifact_uri, data, batch_size=5)
+
+    assert metrics["count"] == 2 * len(TINY_WORDS)
+    assert set(metrics["per_font"]) == {"roboto", "roboto-italic"}
+    assert metrics["per_font"]["roboto"]["word_accuracy"] >= 0.875
+    assert sum(v["count"] for v in metrics["per_length"].values()) == metrics["count"]
+    assert set(metrics["per_length"]) == {str(len(w)) for w in TINY_WORDS}
+    overall = (metrics["per_font"]["roboto"]["word_accuracy"] + metrics["per_font"]["roboto-italic"]["word_accuracy"])
+    assert metrics["word_accuracy"] == pytest.approx(overall / 2)
+    assert metrics["error_count"] == round((1 - metrics["word_accuracy"]) * metrics["count"])
+    for error in metrics["example_errors"]:
+        assert error["truth"] != error["predicted"]
+
+
+def test_cli_writes_metrics_json(tmp_path, tiny_trained):
+    result, _, val_uri = tiny_trained
+    out = tmp_path / "metrics.json"
+    main(["--model", result.artifact_uri, "--data", val_uri, "--out", str(out)])
+    metrics = json.loads(out.read_text())
+    assert metrics["count"] == len(TINY_WORDS) and metrics["word_accuracy"] >= 0.875

@@ -1,0 +1,52 @@
+import pytest
+
+from wordocr import fonts
+from wordocr.fonts import HELDOUT_FAMILIES, TRAIN_FAMILIES, face_by_name, font_faces, load_font
+
+
+def test_train_and_heldout_font_sets_are_disjoint_and_non_empty():
+    train, heldout = font_faces("train"), font_faces("heldout")
+    assert train and heldout
+    assert not set(TRAIN_FAMILIES) & set(HELDOUT_FAMILIES)
+    train_families = {f.family for f in train}
+    heldout_families = {f.family for f in heldout}
+    assert not train_families & heldout_families
+    assert train_families == set(TRAIN_FAMILIES)
+    assert heldout_families == set(HELDOUT_FAMILIES)
+    assert set(font_faces("all")) == set(train) | set(heldout)
+
+
+def test_fonts_come_from_pip_packages_and_include_styles_and_weights():
+    faces = font_faces("all")
+    assert all("fontpkg_" in face.path for face in faces)
+    assert any(face.italic for face in faces)
+    assert any(not face.italic for face in faces)
+    weights = {dict(face.axes)["wght"] for face in faces if face.axes}
+    assert min(weights) <= 300 and max(weights) >= 800
+    assert any("Bold" in face.path for face in faces)
+
+
+def test_every_face_renders_every_letter_distinctly():
+    assert all(fonts.covers_alphabet(face.path) for face in font_faces("all"))
+
+
+def test_face_names_round_trip_and_carry_no_machine_path():
+    for face in font_faces("all")[::25]:
+        assert face_by_name(face.name) == face
+        assert "/site-packages" not in face.name
+    with pytest.raises(KeyError):
+        face_by_name("no-such-family/Nope.ttf")
+
+
+def test_loaded_fonts_are_cached_and_weights_change_the_glyphs():
+    face = next(f for f in font_faces("train") if f.family == "roboto" and f.axes and not f.italic)
+    assert load_font(face, 30) is load_font(face, 30)
+    light = next(f for f in font_faces("train") if f.path == face.path and dict(f.axes)["wght"] == 300)
+    heavy = next(f for f in font_faces("train") if f.path == face.path and dict(f.axes)["wght"] == 800)
+    ink = [sum(bytes(load_font(f, 30).getmask("word"))) for f in (light, heavy)]
+    assert ink[1] > ink[0] * 1.3
+
+
+def test_unknown_font_set_is_refused():
+    with pytest.raises(ValueError, match="font set"):
+        font_faces("bogus")

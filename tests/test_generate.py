@@ -1,0 +1,129 @@
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from wordocr import generate, shards
+from wordocr.alphabet import DEFAULT_ALPHABET
+from wordocr.config import DEFAULT_INPUT_SPEC
+from wordocr.fonts import face_by_name
+from wordocr.preprocess import preprocess
+from wordocr.render import render_request_word, render_word
+from wordocr.words import load_words, split_words
+
+
+def _shard_hash(tmp_path: Path, seed: int, name: str) -> str:
+    info = generate.generate_shard(str(tmp_path / name), "train", 1, 3, 30, seed)
+    return info.sha256
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
+    first = _shard_hash(tmp_path, 7, "a")
+    assert first == _shard_hash(tmp_path, 7, "b")
+    assert first != _shard_hash(tmp_path, 8, "c")
+
+
+def test_shards_differ_and_labels_are_valid_and_from_the_split():
+    samples = list(generate.shard_samples("val", 0, 2, 40, seed=3, tier="hard"))
+    others = list(generate.shard_samples("val", 1, 2, 40, seed=3, tier="hard"))
+    val_words = set(split_words(load_words())["val"])
+    assert len(samples) == 20
+    assert [s.text for s in samples] != [s.text for s in others]
+    for sample in samples:
+        assert sample.text in val_words
+        assert DEFAULT_ALPHABET.is_valid(sample.text, DEFAULT_INPUT_SPEC.max_word_length)
+        assert sample.image.shape == (DEFAULT_INPUT_SPEC.height, DEFAULT_INPUT_SPEC.width)
+        assert sample.image.dtype == np.uint8
+
+
+def _blurred(image: np.ndarray) -> np.ndarray:
+    # Blur so that the comparison tolerates the sub-pixel shifts of rendering at another size.
+    return np.asarray(Image.fromarray(image).filter(ImageFilter.GaussianBlur(2)), np.float32)
+
+
+def test_recorded_label_and_font_match_the_image():
+    """Re-render each clean sample's recorded word in its recorded font: it matches the image
+    far better than the same font spelling the other samples' words."""
+    samples = list(generate.shard_samples("train", 0, 1, 16, seed=5, tier="clean"))
+    for sample in samples:
+        face = face_by_name(sample.font)
+        target = _blurred(sample.image)
+
+        def distance(word, face=face, target=target):
+            redrawn = preprocess(render_word(word, face, 48, (10, 10, 10, 10)))
+            return float(np.abs(_blurred(redrawn) - target).mean())
+
+        others = [distance(other.text) for other in samples if other.text != sample.text]
+        assert distance(sample.text) < 0.75 * float(np.median(others)), sample
+
+
+def test_dataset_is_the_same_for_any_number_of_workers(tmp_path):
+    one = generate.generate_dataset(str(tmp_path / "w1"), "train", 24, seed=11, num_shards=2, workers=1)
+    two = generate.generate_dataset(str(tmp_path / "w2"), "train", 24, seed=11, num_shards=2, workers=2)
+    assert [s.sha256 for s in one.shards] == [s.sha256 for s in two.shards]
+    assert one.count == 24 and one.params == two.params
+
+
+def test_dataset_has_manifest_preview_and_reads_back(tmp_path):
+    out = tmp_path / "data"
+    manifest = generate.generate_dataset(str(out), "test", 10, seed=1, font_set="heldout", tier="noisy", num_shards=2)
+    assert shards.read_manifest(str(out)).to_json() == manifest.to_json()
+    assert manifest.params["font_set"] == "heldout" and manifest.params["tier"] == "noisy"
+    assert (out / generate.PREVIEW_NAME).read_bytes().startswith(b"\x89PNG")
+    samples = list(shards.iter_samples(str(out)))
+    assert len(samples) == 10
+    assert all(face_by_name(s.font).family in manifest.params["font_families"] for s in samples)
+    for info in manifest.shards:
+        assert hashlib.sha256((out / info.name).read_bytes()).hexdigest() == info.sha256
+
+
+def test_regenerating_with_same_params_is_a_no_op_and_other_params_are_refused(tmp_path, monkeypatch):
+    out = str(tmp_path / "data")
+    first = generate.generate_dataset(out, "train", 6, seed=2, num_shards=1, workers=1)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("regenerated")
+
+    monkeypatch.setattr(generate, "_generate_shards", fail)
+    assert generate.generate_dataset(out, "train", 6, seed=2, num_shards=1, workers=1).to_json() == first.to_json()
+    with pytest.raises(FileExistsError, match="seed"):
+        generate.generate_dataset(out, "train", 6, seed=3, num_shards=1, workers=1)
+
+
+def test_a_failed_run_leaves_no_manifest_and_a_rerun_completes(tmp_path, monkeypatch):
+    out = tmp_path / "data"
+    real = generate.make_sample
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 9:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generate, "make_sample", flaky)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        generate.generate_dataset(str(out), "train", 12, seed=4, num_shards=2, workers=1)
+    assert not (out / shards.MANIFEST_NAME).exists()
+    with pytest.raises(FileNotFoundError):
+        shards.read_manifest(str(out))
+    monkeypatch.setattr(generate, "make_sample", real)
+    assert generate.generate_dataset(str(out), "train", 12, seed=4, num_shards=2, workers=1).count == 12
+
+
+def test_request_rendering_is_deterministic_clean_and_readable():
+    image = render_request_word("hello")
+    assert np.array_equal(image, render_request_word("hello"))
+    assert image.dtype == np.uint8 and image.min() == 0 and image.max() == 255
+    assert image[0].min() == 255 and image[:, 0].min() == 255  # margins all round
+
+
+def test_cli_help_and_bad_arguments(capsys):
+    with pytest.raises(SystemExit) as exc:
+        generate.main(["--help"])
+    assert exc.value.code == 0
+    assert "--font-set" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        generate.main(["--out", "x", "--samples", "1", "--tier", "impossible"])

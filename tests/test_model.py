@@ -1,0 +1,77 @@
+"""The CRNN's shape contract and its CTC loss (blank last, padded labels)."""
+
+import keras
+import numpy as np
+import pytest
+
+from wordocr.alphabet import Alphabet
+from wordocr.config import InputSpec
+from wordocr.model import BATCH_NORM_MOMENTUM, TINY_MODEL_SIZE, build_model, ctc_loss_fn, pool_sizes
+
+ALPHABET = Alphabet()
+
+
+def test_default_model_maps_pixels_to_per_step_logits():
+    spec = InputSpec()
+    model = build_model(spec, ALPHABET)
+    assert model.input_shape == (None, spec.height, spec.width)
+    assert model.output_shape == (None, spec.time_steps, ALPHABET.num_classes)
+    assert 1_000_000 <= model.count_params() <= 2_000_000
+    logits = model(np.full((2, spec.height, spec.width), 255.0, np.float32))
+    assert logits.shape == (2, spec.time_steps, ALPHABET.num_classes)
+    assert np.isfinite(keras.ops.convert_to_numpy(logits)).all()
+
+
+def test_model_reads_with_lstms_and_fast_batch_norm():
+    model = build_model(InputSpec(), ALPHABET)
+    bilstms = [layer for layer in model.layers if isinstance(layer, keras.layers.Bidirectional)]
+    assert len(bilstms) == 2 and all(isinstance(b.forward_layer, keras.layers.LSTM) for b in bilstms)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(n.momentum == BATCH_NORM_MOMENTUM == 0.9 for n in norms)
+
+
+def test_pooling_brings_height_to_one_and_width_down_by_the_spec():
+    spec = InputSpec(height=32, width=256, width_downsample=8)
+    pools = pool_sizes(spec, 5)
+    assert np.prod([h for h, _ in pools]) == 32
+    assert np.prod([w for _, w in pools]) == 8
+    assert build_model(spec, ALPHABET, TINY_MODEL_SIZE).output_shape == (None, 32, ALPHABET.num_classes)
+
+
+def test_geometry_the_model_cannot_pool_is_refused():
+    with pytest.raises(ValueError):
+        pool_sizes(InputSpec(height=32, width=192, width_downsample=3), 5)
+    with pytest.raises(ValueError):
+        pool_sizes(InputSpec(height=128, width=192, width_downsample=4), 5)
+
+
+def _spelling(path: str, steps: int = 8) -> np.ndarray:
+    """Logits that confidently spell ``path`` ('-' is the blank, the last class)."""
+    logits = np.zeros((1, steps, ALPHABET.num_classes), np.float32)
+    for t, char in enumerate(path.ljust(steps, "-")):
+        logits[0, t, ALPHABET.blank_index if char == "-" else ALPHABET.chars.index(char)] = 10.0
+    return logits
+
+
+def test_ctc_loss_is_small_for_the_spelt_word_and_large_otherwise():
+    loss = ctc_loss_fn(ALPHABET)
+    logits = _spelling("c-a-t")
+    labels = np.array([ALPHABET.encode("cat") + [-1] * 5])
+    right = float(loss(labels, logits)[0])
+    wrong = float(loss(np.array([ALPHABET.encode("dog") + [-1] * 5]), logits)[0])
+    assert np.isfinite(right) and np.isfinite(wrong)
+    assert right < 0.01 < 10 < wrong
+
+
+def test_ctc_loss_ignores_padding_whatever_its_value():
+    loss = ctc_loss_fn(ALPHABET)
+    logits = np.random.default_rng(0).normal(size=(2, 8, ALPHABET.num_classes)).astype(np.float32)
+    padded_minus_one = np.array([[0, 1, -1, -1], [2, -1, -1, -1]])
+    padded_more = np.array([[0, 1, -1, -1, -1, -1], [2, -5, -1, -7, -1, -1]])
+    a = keras.ops.convert_to_numpy(loss(padded_minus_one, logits))
+    b = keras.ops.convert_to_numpy(loss(padded_more, logits))
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    # And matches Keras' CTC with explicit lengths and the blank last.
+    expected = keras.ops.ctc_loss(np.array([[0, 1], [2, 0]]), logits, np.array([2, 1]), np.array([8, 8]),
+                                  mask_index=ALPHABET.blank_index)
+    np.testing.assert_allclose(a, keras.ops.convert_to_numpy(expected), rtol=1e-5)

@@ -1,0 +1,139 @@
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wordocr.config import DEFAULT_INPUT_SPEC, InputSpec
+from wordocr.fonts import font_faces
+from wordocr.preprocess import InvalidImageError, decode_image_bytes, preprocess
+from wordocr.render import render_request_word, render_word
+
+SPEC = DEFAULT_INPUT_SPEC
+
+
+def _face(family="lora"):
+    return next(f for f in font_faces("train") if f.family == family and not f.italic)
+
+
+def _difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def test_output_is_model_input_shape_with_white_background():
+    out = preprocess(render_request_word("shape"))
+    assert out.shape == (SPEC.height, SPEC.width) and out.dtype == np.uint8
+    assert out.min() == 0 and out[:, -20:].min() == 255  # black ink, padded white on the right
+
+
+def test_small_word_in_huge_margin_reads_like_large_tight_word():
+    face = _face()
+    tight = render_word("geometry", face, 64, (1, 1, 1, 1))
+    small = render_word("geometry", face, 32, (0, 0, 0, 0))
+    huge = np.full((700, 1100), 255, np.uint8)
+    huge[400 : 400 + small.shape[0], 650 : 650 + small.shape[1]] = small
+    a, b = preprocess(tight), preprocess(huge)
+    other = preprocess(render_word("bookkeeper", face, 64, (1, 1, 1, 1)))
+    assert _difference(a, b) < 15  # what rasterising at 32 vs 64 px alone costs is about 10
+    assert _difference(a, b) * 3 < _difference(a, other)
+
+
+def test_inverted_polarity_is_normalised():
+    word = render_request_word("polarity")
+    assert _difference(preprocess(word), preprocess(255 - word)) < 3
+
+
+def test_gray_levels_are_stretched_to_black_on_white():
+    word = render_request_word("faded").astype(np.float32)
+    faded = (150 + (word / 255) * 60).astype(np.uint8)  # ink 150, paper 210
+    assert _difference(preprocess(render_request_word("faded")), preprocess(faded)) < 6
+
+
+def test_colour_and_transparent_inputs_are_read():
+    word = render_request_word("colour")
+    rgb = np.stack([word, word, word], axis=-1)
+    # Black ink on a transparent background: what many tools export.
+    rgba = np.zeros((*word.shape, 4), np.uint8)
+    rgba[..., 3] = 255 - word
+    expected = preprocess(word)
+    assert _difference(expected, preprocess(rgb)) < 2
+    assert _difference(expected, preprocess(Image.fromarray(rgba, "RGBA"))) < 4
+    assert _difference(expected, preprocess(word.astype(np.float32) / 255)) < 2
+
+
+def test_blank_and_noise_only_images_give_a_blank_input():
+    blank = np.full((SPEC.height, SPEC.width), 255, np.uint8)
+    assert np.array_equal(preprocess(np.full((50, 80), 255, np.uint8)), blank)
+    assert np.array_equal(preprocess(np.zeros((50, 80), np.uint8)), blank)
+    assert np.array_equal(preprocess(np.zeros((0, 0), np.uint8)), blank)
+    noise = np.clip(200 + np.random.default_rng(0).normal(0, 8, (120, 300)), 0, 255).astype(np.uint8)
+    assert np.array_equal(preprocess(noise), blank)
+
+
+def test_far_clutter_is_ignored():
+    word = render_request_word("clutter")
+    canvas = np.full((word.shape[0], word.shape[1] + 300), 255, np.uint8)
+    canvas[:, : word.shape[1]] = word
+    canvas[30:34, -20:-10] = 0  # a speck far to the right
+    assert _difference(preprocess(word), preprocess(canvas)) < 2
+
+
+def test_too_wide_words_are_squashed_to_fit():
+    out = preprocess(np.pad(render_request_word("internationalisation" * 2), 5, constant_values=255))
+    assert out.shape == (SPEC.height, SPEC.width)
+    assert out[:, SPEC.width - 6 : SPEC.width - 2].min() < 128  # ink reaches the right margin
+
+
+def test_other_input_specs_are_honoured():
+    spec = InputSpec(height=48, width=256)
+    assert preprocess(render_request_word("spec"), spec).shape == (48, 256)
+
+
+def _png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_decode_reads_png_and_jpeg():
+    word = render_request_word("decode")
+    assert np.array_equal(decode_image_bytes(_png(word)), word)
+    buf = io.BytesIO()
+    Image.fromarray(word).convert("RGB").save(buf, format="JPEG")
+    assert decode_image_bytes(buf.getvalue()).shape == word.shape
+
+
+@pytest.mark.parametrize("data", [b"", b"definitely not an image", b"\x89PNG\r\n\x1a\n" + b"\x00" * 10])
+def test_decode_refuses_non_images(data):
+    with pytest.raises(InvalidImageError):
+        decode_image_bytes(data)
+
+
+def test_decode_refuses_truncated_images():
+    data = _png(np.random.default_rng(0).integers(0, 255, (200, 200), dtype=np.uint8))
+    with pytest.raises(InvalidImageError, match="truncated or corrupt"):
+        decode_image_bytes(data[: len(data) // 2])
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG file that claims a ``width`` x ``height`` canvas (its pixel data is a few bytes)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("size", [(100_000, 100_000), (5_000, 5_000)])
+def test_decode_refuses_decompression_bombs_before_decoding(size):
+    with pytest.raises(InvalidImageError, match=r"too large|limit"):
+        decode_image_bytes(_png_header_only(*size))
+
+
+def test_decode_refuses_zero_size_images():
+    with pytest.raises(InvalidImageError):
+        decode_image_bytes(_png_header_only(0, 10))

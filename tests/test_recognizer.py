@@ -1,0 +1,70 @@
+"""The inference wrapper the predictor uses: trained words come back, with ranked alternatives."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from tests.tiny_data import TINY_WORDS, make_samples, tiny_trained_fixture  # noqa: F401
+from wordocr.recognizer import Recognizer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def recognizer(tiny_trained):
+    result, _, _ = tiny_trained
+    return Recognizer.load(result.artifact_uri)
+
+
+@pytest.fixture
+def images():
+    return np.stack([s.image for s in make_samples(TINY_WORDS)])
+
+
+def test_recognizer_reads_the_trained_words_with_top3_paths(recognizer, images):
+    results = recognizer.recognize(images, top_k=3)
+    assert len(results) == len(TINY_WORDS)
+    correct = sum(r.text == word for r, word in zip(results, TINY_WORDS, strict=True))
+    assert correct >= len(TINY_WORDS) - 1
+    for result in results:
+        assert 0.0 < result.confidence <= 1.0
+        assert len(result.top_paths) == len(result.top_confidences) == 3
+        assert len(set(result.top_paths)) == 3
+        assert result.top_confidences == sorted(result.top_confidences, reverse=True)
+        assert all(0.0 <= p <= 1.0 for p in result.top_confidences)
+        assert sum(result.top_confidences) <= 1.0 + 1e-5
+    assert sum(r.top_paths[0] == word for r, word in zip(results, TINY_WORDS, strict=True)) >= len(TINY_WORDS) - 1
+
+
+def test_greedy_only_gives_the_same_words(recognizer, images):
+    fast = recognizer.recognize(images, top_k=0)
+    full = recognizer.recognize(images, top_k=3)
+    assert [r.text for r in fast] == [r.text for r in full]
+    assert all(r.top_paths == [r.text] for r in fast)
+
+
+def test_logits_match_the_artifact_geometry(recognizer, images):
+    logits = recognizer.logits(images[:2])
+    assert logits.shape == (2, recognizer.spec.time_steps, recognizer.alphabet.num_classes)
+    # A single [H, W] image is a batch of one.
+    np.testing.assert_allclose(recognizer.logits(images[0]), logits[:1], rtol=1e-4, atol=1e-4)
+
+
+def test_wrong_shapes_and_dtypes_are_refused(recognizer, images):
+    with pytest.raises(ValueError, match="uint8"):
+        recognizer.recognize(images.astype(np.float32))
+    with pytest.raises(ValueError, match="images must be"):
+        recognizer.recognize(images[:, :, :50])
+
+
+def test_calls_from_several_threads_agree_with_one(recognizer, images):
+    expected = [r.text for r in recognizer.recognize(images)]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: [r.text for r in recognizer.recognize(images)], range(8)))
+    assert all(r == expected for r in results)
+
+
+def test_info_carries_the_training_summary(recognizer):
+    assert recognizer.info["training"]["best_val_word_accuracy"] >= 0.875
+    assert recognizer.info["alphabet"] == recognizer.alphabet.chars

@@ -1,0 +1,96 @@
+"""Training: labels are encoded in tf.data, a tiny run overfits its words, and a killed run resumes."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.tiny_data import TINY_WORDS, tiny_train_config, tiny_trained_fixture, write_tiny_datasets  # noqa: F401
+from wordocr.alphabet import Alphabet
+from wordocr.artifact import read_spec
+from wordocr.train import LABEL_PAD, config_from_args, encode_text, label_lookup, parse_args, train
+
+ALPHABET = Alphabet()
+
+
+@pytest.mark.parametrize(
+    ("word", "ids", "valid"),
+    [
+        ("cab", [2, 0, 1, LABEL_PAD, LABEL_PAD], True),
+        ("zzzzz", [25] * 5, True),
+        ("toolong", [19, 14, 14, 11, 14], False),
+        ("caB", [2, 0, LABEL_PAD, LABEL_PAD, LABEL_PAD], False),
+        ("", [LABEL_PAD] * 5, False),
+    ],
+)
+def test_words_become_padded_class_ids_in_tf_data(word, ids, valid):
+    encoded, is_valid = encode_text(tf.constant(word), label_lookup(ALPHABET), max_length=5)
+    assert encoded.numpy().tolist() == ids
+    assert bool(is_valid) is valid
+
+
+def test_cli_options_reach_the_config():
+    args = parse_args(["--train", "t", "--val", "v", "--out", "o", "--epochs", "3", "--learning-rate", "0.01",
+                       "--conv-filters", "8,8,8,8,8", "--lstm-units", "16", "--clipnorm", "0"])
+    config = config_from_args(args)
+    assert (config.epochs, config.learning_rate, config.clipnorm) == (3, 0.01, None)
+    assert config.model_size.conv_filters == (8, 8, 8, 8, 8) and config.model_size.lstm_units == 16
+
+
+@pytest.mark.slow
+def test_tiny_run_overfits_its_words(tiny_trained):
+    result, _, _ = tiny_trained
+    history = result.history
+    assert history["loss"][-1] < history["loss"][0] / 20
+    assert result.best_val_word_accuracy >= 0.875
+    # The kept epoch is the first with the best validation word accuracy, not simply the last one.
+    accuracies = history["val_word_accuracy"]
+    assert result.best_epoch == int(np.argmax(accuracies)) + 1
+    assert len(accuracies) == result.epochs_run == 40
+
+    out = result.artifact_uri
+    spec = read_spec(out)
+    assert spec["training"]["best_epoch"] == result.best_epoch
+    with open(f"{out}/history.json") as f:
+        assert json.loads(f.read())["val_word_accuracy"] == accuracies
+    with open(f"{out}/training_curves.png", "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise _Killed
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_after_its_last_epoch(tmp_path):
+    train_uri, val_uri = write_tiny_datasets(tmp_path)
+    config = tiny_train_config(epochs=3, steps_per_epoch=1)
+    checkpoints = str(tmp_path / "ckpt")
+    with pytest.raises(_Killed):
+        train(train_uri, val_uri, str(tmp_path / "model"), config, checkpoint_dir=checkpoints,
+              callbacks=[_KillAfterEpoch(2)])
+    assert not (tmp_path / "model" / "spec.json").exists()
+    assert json.loads((tmp_path / "ckpt" / "state.json").read_text())["epoch"] == 2
+
+    started = []
+    class _Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append(epoch)
+
+    result = train(train_uri, val_uri, str(tmp_path / "model"), config, checkpoint_dir=checkpoints,
+                   callbacks=[_Record()])
+    assert started == [2]  # only the third epoch ran again
+    assert result.epochs_run == 3 and len(result.history["loss"]) == 3
+    assert (tmp_path / "model" / "spec.json").exists()

@@ -1,0 +1,114 @@
+"""Measure a model artifact on a shard dataset: word accuracy, CER, and where the errors are.
+
+    python -m wordocr.evaluate --model models/run1 --data data/test --out metrics.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any
+
+import numpy as np
+
+from wordocr import shards, storage
+from wordocr.metrics import character_error_rate, word_accuracy
+from wordocr.recognizer import Recognizer
+
+log = logging.getLogger(__name__)
+
+MAX_EXAMPLE_ERRORS = 20
+
+
+def _batches(samples: Iterator[shards.Sample], size: int) -> Iterator[list[shards.Sample]]:
+    while batch := list(islice(samples, size)):
+        yield batch
+
+
+def _breakdown(groups: dict[Any, tuple[list[str], list[str]]]) -> dict[str, dict[str, float]]:
+    return {
+        str(key): {
+            "count": len(truths),
+            "word_accuracy": word_accuracy(preds, truths),
+            "cer": character_error_rate(preds, truths),
+        }
+        for key, (preds, truths) in sorted(groups.items())
+    }
+
+
+def evaluate(artifact_uri: str, dataset_uri: str, batch_size: int = 256,
+             recognizer: Recognizer | None = None) -> dict[str, Any]:
+    """Greedy-decode every sample of ``dataset_uri`` and report overall, per-length and per-font metrics."""
+    recognizer = recognizer or Recognizer.load(artifact_uri)
+    preds: list[str] = []
+    truths: list[str] = []
+    fonts: list[str] = []
+    confidences: list[float] = []
+    for batch in _batches(shards.iter_samples(dataset_uri), batch_size):
+        images = np.stack([s.image for s in batch])
+        for sample, result in zip(batch, recognizer.recognize(images, top_k=0), strict=True):
+            preds.append(result.text)
+            confidences.append(result.confidence)
+            truths.append(sample.text)
+            fonts.append(sample.font)
+
+    by_length: dict[int, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    by_font: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for pred, truth, font in zip(preds, truths, fonts, strict=True):
+        for groups, key in ((by_length, len(truth)), (by_font, font or "unknown")):
+            groups[key][0].append(pred)
+            groups[key][1].append(truth)
+
+    scored = list(zip(preds, truths, confidences, strict=True))
+    errors = [
+        {"truth": t, "predicted": p, "font": f, "confidence": round(c, 4)}
+        for p, t, f, c in zip(preds, truths, fonts, confidences, strict=True)
+        if p != t
+    ]
+    metrics = {
+        "artifact_uri": artifact_uri,
+        "dataset_uri": dataset_uri,
+        "count": len(truths),
+        "word_accuracy": word_accuracy(preds, truths),
+        "cer": character_error_rate(preds, truths),
+        "mean_confidence_correct": _mean([c for p, t, c in scored if p == t]),
+        "mean_confidence_wrong": _mean([c for p, t, c in scored if p != t]),
+        "per_length": _breakdown(by_length),
+        "per_font": _breakdown(by_font),
+        "error_count": len(errors),
+        "example_errors": errors[:MAX_EXAMPLE_ERRORS],
+    }
+    log.info("%s on %s: word accuracy %.4f, CER %.4f over %d images",
+             artifact_uri, dataset_uri, metrics["word_accuracy"], metrics["cer"], metrics["count"])
+    return metrics
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(
+        prog="python -m wordocr.evaluate",
+        description="Evaluate a model artifact on a shard dataset and write the metrics as JSON.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, help="model artifact folder or gs:// prefix (with spec.json)")
+    parser.add_argument("--data", required=True, help="dataset folder or gs:// prefix (with manifest.json)")
+    parser.add_argument("--out", help="write the metrics JSON here (local path or gs://); default: stdout")
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args(argv)
+    metrics = json.dumps(evaluate(args.model, args.data, args.batch_size), indent=2)
+    if args.out:
+        storage.write_bytes(args.out, metrics.encode())
+    else:
+        print(metrics)
+
+
+if __name__ == "__main__":
+    main()

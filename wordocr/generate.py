@@ -1,0 +1,353 @@
+"""Generate a labelled dataset of word images: words x fonts x degradations -> shards + manifest.
+
+Each shard is a pure function of (seed, split, tier, font_set, shard index) and the dataset's
+size, so shards can be made in parallel by separate processes or pipeline tasks and the
+output does not depend on how many workers made it. The manifest is written last: a dataset
+folder without one is incomplete and readers refuse it.
+
+    python -m wordocr.generate --out out/data/train --split train --samples 20000 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import logging
+import math
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from itertools import islice
+
+import numpy as np
+from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from wordocr import shards, storage
+from wordocr.config import ALPHABET, DEFAULT_INPUT_SPEC, InputSpec
+from wordocr.degrade import TIERS, degrade, sample_layout
+from wordocr.fonts import FONT_SETS, FontFace, font_faces, load_font
+from wordocr.preprocess import preprocess
+from wordocr.render import render_word, request_face
+from wordocr.words import RANDOM_STRING_FRACTION, SPLITS, WordSampler, load_words, split_words
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = "wordocr.generate/1"  # bump when the same params would give other images
+PREVIEW_NAME = "preview.png"
+PREVIEW_SAMPLES = 48
+PREVIEW_COLUMNS = 3
+_PROGRESS_EVERY = 16  # samples between progress reports from worker processes
+
+
+def _stable_int(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def shard_rng(seed: int, split: str, tier: str, font_set: str, shard_index: int) -> np.random.Generator:
+    """The random stream of one shard: independent of every other shard and of process layout."""
+    entropy = [int(seed), _stable_int(split), _stable_int(tier), _stable_int(font_set), int(shard_index)]
+    return np.random.default_rng(np.random.SeedSequence(entropy))
+
+
+def shard_sizes(num_samples: int, num_shards: int) -> list[int]:
+    """How many of ``num_samples`` each shard holds (the first shards take the remainder)."""
+    base, extra = divmod(num_samples, num_shards)
+    return [base + (i < extra) for i in range(num_shards)]
+
+
+@lru_cache(maxsize=8)
+def _word_sampler(split: str, max_length: int) -> WordSampler:
+    splits = split_words(load_words(1, max_length))
+    if split == "train":
+        # Random strings only in training, never spelling a held-out word.
+        forbidden = [w for name in SPLITS if name != "train" for w in splits[name]]
+        return WordSampler(splits["train"], RANDOM_STRING_FRACTION, forbidden, max_length, ALPHABET)
+    return WordSampler(splits[split], 0.0, (), max_length, ALPHABET)
+
+
+@lru_cache(maxsize=4)
+def _faces_by_family(font_set: str) -> tuple[tuple[FontFace, ...], ...]:
+    # Family first, then a face of it: families with 18 static files weigh no more than others.
+    grouped: dict[str, list[FontFace]] = {}
+    for face in font_faces(font_set):
+        grouped.setdefault(face.family, []).append(face)
+    return tuple(tuple(faces) for faces in grouped.values())
+
+
+def make_sample(
+    rng: np.random.Generator,
+    sampler: Callable[[np.random.Generator], str],
+    families: tuple[tuple[FontFace, ...], ...],
+    tier: str,
+    spec: InputSpec,
+) -> shards.Sample:
+    """One labelled image: word, face, layout, render, degrade, preprocess."""
+    word = sampler(rng)
+    family = families[rng.integers(len(families))]
+    face = family[rng.integers(len(family))]
+    layout = sample_layout(tier, rng)
+    image = degrade(render_word(word, face, layout.size, layout.margins), layout, rng)
+    return shards.Sample(preprocess(image, spec), word, face.name)
+
+
+def shard_samples(
+    split: str,
+    shard_index: int,
+    num_shards: int,
+    num_samples: int,
+    seed: int,
+    font_set: str = "train",
+    tier: str = "train",
+    spec: InputSpec = DEFAULT_INPUT_SPEC,
+) -> Iterator[shards.Sample]:
+    """The samples of one shard, lazily, in order."""
+    _check_args(split, tier, font_set, shard_index, num_shards, num_samples)
+    sampler = _word_sampler(split, spec.max_word_length)
+    families = _faces_by_family(font_set)
+    rng = shard_rng(seed, split, tier, font_set, shard_index)
+    for _ in range(shard_sizes(num_samples, num_shards)[shard_index]):
+        yield make_sample(rng, sampler, families, tier, spec)
+
+
+def _check_args(split: str, tier: str, font_set: str, shard_index: int, num_shards: int, num_samples: int) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if tier not in TIERS:
+        raise ValueError(f"unknown tier {tier!r}; expected one of {TIERS}")
+    if font_set not in FONT_SETS:
+        raise ValueError(f"unknown font set {font_set!r}; expected one of {FONT_SETS}")
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard {shard_index} of {num_shards} does not exist")
+    if num_samples < 0:
+        raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+
+
+def generate_shard(
+    out_uri: str,
+    split: str,
+    shard_index: int,
+    num_shards: int,
+    num_samples: int,
+    seed: int,
+    font_set: str = "train",
+    tier: str = "train",
+    spec: InputSpec = DEFAULT_INPUT_SPEC,
+) -> shards.ShardInfo:
+    """Write shard ``shard_index`` of a ``num_samples``-sample dataset (its share, not all of it)."""
+    return _write_shard(out_uri, split, shard_index, num_shards, num_samples, seed, font_set, tier, spec, None)
+
+
+def _write_shard(
+    out_uri: str,
+    split: str,
+    shard_index: int,
+    num_shards: int,
+    num_samples: int,
+    seed: int,
+    font_set: str,
+    tier: str,
+    spec: InputSpec,
+    on_samples: Callable[[int], None] | None,
+) -> shards.ShardInfo:
+    samples = shard_samples(split, shard_index, num_shards, num_samples, seed, font_set, tier, spec)
+    if on_samples is not None:
+        samples = _counted(samples, on_samples)
+    return shards.write_shard(samples, out_uri, shard_index, num_shards)
+
+
+def _counted(samples: Iterator[shards.Sample], report: Callable[[int], None]) -> Iterator[shards.Sample]:
+    pending = 0
+    for sample in samples:
+        yield sample
+        pending += 1
+        if pending == _PROGRESS_EVERY:
+            report(pending)
+            pending = 0
+    if pending:
+        report(pending)
+
+
+def dataset_params(
+    split: str, num_samples: int, seed: int, font_set: str, tier: str, num_shards: int, spec: InputSpec
+) -> dict:
+    """What determines a dataset's bytes; a dataset with equal params need not be made again."""
+    faces = font_faces(font_set)
+    return {
+        "generator": GENERATOR_VERSION,
+        "seed": int(seed),
+        "split": split,
+        "tier": tier,
+        "font_set": font_set,
+        "num_samples": int(num_samples),
+        "num_shards": int(num_shards),
+        "input_spec": spec.to_dict(),
+        "font_families": sorted({face.family for face in faces}),
+        "font_faces": [face.name for face in faces],
+        "words": len(split_words(load_words(1, spec.max_word_length))[split]),
+        "random_string_fraction": RANDOM_STRING_FRACTION if split == "train" else 0.0,
+    }
+
+
+def generate_dataset(
+    out_uri: str,
+    split: str,
+    num_samples: int,
+    seed: int,
+    font_set: str = "train",
+    tier: str = "train",
+    num_shards: int = 4,
+    workers: int = 2,
+    spec: InputSpec = DEFAULT_INPUT_SPEC,
+) -> shards.Manifest:
+    """Generate every shard (``workers`` processes), a preview, then the manifest, last."""
+    _check_args(split, tier, font_set, 0, num_shards, num_samples)
+    params = dataset_params(split, num_samples, seed, font_set, tier, num_shards, spec)
+    existing = _existing_manifest(out_uri)
+    if existing is not None:
+        if existing.params == params:
+            log.info("dataset at %s already has these params; not regenerating", out_uri)
+            return existing
+        raise FileExistsError(
+            f"{out_uri} already holds a dataset made with other params; write to a new location. "
+            f"Differences: {_param_differences(existing.params, params)}"
+        )
+
+    started = time.perf_counter()
+    infos = _generate_shards(out_uri, split, num_samples, seed, font_set, tier, num_shards, workers, spec)
+    elapsed = time.perf_counter() - started
+    log.info("generated %d samples in %.1f s (%.0f images/s)", num_samples, elapsed, num_samples / max(elapsed, 1e-9))
+
+    preview = _preview_samples(split, num_samples, seed, font_set, tier, num_shards, spec)
+    storage.write_bytes(storage.join(out_uri, PREVIEW_NAME), contact_sheet(preview))
+    manifest = shards.Manifest(
+        split=split, input_spec=spec.to_dict(), alphabet=ALPHABET, shards=infos, params=params
+    )
+    shards.write_manifest(manifest, out_uri)
+    log.info("wrote %s (%d samples in %d shards)", storage.join(out_uri, shards.MANIFEST_NAME), num_samples, num_shards)
+    return manifest
+
+
+def _existing_manifest(out_uri: str) -> shards.Manifest | None:
+    if not storage.exists(storage.join(out_uri, shards.MANIFEST_NAME)):
+        return None
+    return shards.read_manifest(out_uri)
+
+
+def _param_differences(old: dict, new: dict) -> dict:
+    keys = sorted(set(old) | set(new))
+    return {k: (old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k) and k != "font_faces"}
+
+
+_worker_progress = None  # a shared counter, set in each worker process
+
+
+def _init_worker(counter) -> None:
+    global _worker_progress
+    _worker_progress = counter
+    logging.basicConfig(level=logging.WARNING)
+
+
+def _report_to_parent(count: int) -> None:
+    with _worker_progress.get_lock():
+        _worker_progress.value += count
+
+
+def _shard_task(args: tuple) -> shards.ShardInfo:
+    return _write_shard(*args, on_samples=_report_to_parent)
+
+
+def _generate_shards(
+    out_uri: str,
+    split: str,
+    num_samples: int,
+    seed: int,
+    font_set: str,
+    tier: str,
+    num_shards: int,
+    workers: int,
+    spec: InputSpec,
+) -> list[shards.ShardInfo]:
+    tasks = [(out_uri, split, i, num_shards, num_samples, seed, font_set, tier, spec) for i in range(num_shards)]
+    bar = tqdm(total=num_samples, desc=f"generate {split}/{tier}", unit="img", file=sys.stderr, leave=False)
+    with bar:
+        workers = max(1, min(workers, num_shards))
+        if workers == 1:
+            return [_write_shard(*task, on_samples=bar.update) for task in tasks]
+        # "spawn": a forked child of a process that has started TensorFlow's threads can hang.
+        context = multiprocessing.get_context("spawn")
+        counter = context.Value("q", 0)
+        with context.Pool(workers, initializer=_init_worker, initargs=(counter,)) as pool:
+            result = pool.map_async(_shard_task, tasks, chunksize=1)
+            while not result.ready():
+                result.wait(0.25)
+                bar.update(counter.value - bar.n)
+            infos = result.get()
+        bar.update(counter.value - bar.n)
+        return infos
+
+
+def _preview_samples(
+    split: str, num_samples: int, seed: int, font_set: str, tier: str, num_shards: int, spec: InputSpec
+) -> list[shards.Sample]:
+    # Re-making the first few samples of each shard is cheaper than reading the shards back.
+    per_shard = math.ceil(PREVIEW_SAMPLES / num_shards)
+    samples: list[shards.Sample] = []
+    for index in range(num_shards):
+        shard = shard_samples(split, index, num_shards, num_samples, seed, font_set, tier, spec)
+        samples.extend(islice(shard, per_shard))
+    return samples[:PREVIEW_SAMPLES]
+
+
+def contact_sheet(samples: list[shards.Sample], columns: int = PREVIEW_COLUMNS, zoom: int = 2) -> bytes:
+    """PNG: a grid of samples at ``zoom`` x, each with its label and font underneath."""
+    if not samples:
+        return shards.encode_png(np.full((1, 1), 255, np.uint8))
+    height, width = samples[0].image.shape
+    label_height = 16
+    cell_w, cell_h = width * zoom + 8, height * zoom + label_height + 8
+    rows = math.ceil(len(samples) / columns)
+    sheet = Image.new("L", (columns * cell_w, rows * cell_h), 200)
+    draw = ImageDraw.Draw(sheet)
+    label_font = load_font(request_face(), 12)
+    for i, sample in enumerate(samples):
+        x, y = (i % columns) * cell_w + 4, (i // columns) * cell_h + 4
+        tile = Image.fromarray(sample.image).resize((width * zoom, height * zoom), Image.Resampling.NEAREST)
+        sheet.paste(tile, (x, y))
+        font_name = sample.font.split("/")[-1].split(".")[0]
+        draw.text((x, y + height * zoom + 1), f"{sample.text}   [{font_name}]", font=label_font, fill=0)
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m wordocr.generate",
+        description="Render a labelled dataset of word images (TFRecord shards + manifest.json + "
+        "preview.png) to a local folder or gs:// prefix. Re-running with the same arguments is a "
+        "no-op; the manifest is written last, so an interrupted run leaves no dataset.",
+    )
+    parser.add_argument("--out", required=True, help="dataset folder or gs://bucket/prefix")
+    parser.add_argument("--split", choices=SPLITS, default="train", help="word split to draw labels from")
+    parser.add_argument("--samples", type=int, required=True, help="number of images in the dataset")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    parser.add_argument("--tier", choices=TIERS, default="train", help="degradation tier (default: train mixture)")
+    parser.add_argument("--font-set", choices=FONT_SETS, default="train", help="font families to render with")
+    parser.add_argument("--shards", type=int, default=4, help="number of TFRecord shards")
+    parser.add_argument("--workers", type=int, default=2, help="processes (output does not depend on it)")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    manifest = generate_dataset(
+        args.out, args.split, args.samples, args.seed, args.font_set, args.tier, args.shards, args.workers
+    )
+    log.info("dataset %s: %d samples, preview at %s", args.out, manifest.count, storage.join(args.out, PREVIEW_NAME))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
