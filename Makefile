@@ -12,6 +12,8 @@ WORKDIR ?= out
 # Extra flags for `make run`, e.g. RUN_FLAGS="--quick" or RUN_FLAGS="--train-samples 60000 --epochs 12".
 RUN_FLAGS ?=
 PORT ?= 8080
+# Extra flags for `make bench`, e.g. BENCH_FLAGS="--samples 200 --requests 100".
+BENCH_FLAGS ?=
 
 export PYTHONUNBUFFERED := 1
 # Quieter TensorFlow start-up; errors still print.
@@ -31,11 +33,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 venv: $(STAMP) ## create .venv with the pinned dependencies
 
-run: $(STAMP) ## generate -> train -> evaluate -> gate -> deploy with kfp.local, then serve on localhost:$(PORT)
+run: $(STAMP) ## generate -> train -> evaluate -> gate -> deploy with kfp.local, then serve on localhost (PORT=8080)
 	$(PY) -m pipelines.run_local --workdir $(WORKDIR) --port $(PORT) $(RUN_FLAGS)
 
 run-quick: $(STAMP) ## the same end to end in a minute or two (tiny data, low gate)
 	$(PY) -m pipelines.run_local --workdir $(WORKDIR)/quick --port $(PORT) --quick $(RUN_FLAGS)
+
+serve: $(STAMP) ## serve the model last deployed by `make run` (no retraining)
+	$(PY) -m pipelines.run_local --workdir $(WORKDIR) --port $(PORT) --serve-only
 
 test: $(STAMP) ## lint, then the whole test suite
 	$(BIN)/ruff check .
@@ -46,6 +51,9 @@ lint: $(STAMP) ## ruff
 
 compile: $(STAMP) ## regenerate the compiled pipeline YAML
 	$(PY) -m pipelines.compile
+
+bench: $(STAMP) ## measure accuracy per tier, latency, throughput, memory -> bench/report.json (after `make run`)
+	$(PY) -m bench.run --model $(WORKDIR)/serving/word-ocr $(BENCH_FLAGS)
 
 lock: ## re-resolve requirements*.txt from requirements*.in
 	$(PYTHON) tools/lock.py

@@ -44,10 +44,10 @@ class RunProfile:
 PROFILES = {
     # About 15 minutes on 2 CPU cores.
     "default": RunProfile(
-        train_samples=40_000,
+        train_samples=30_000,
         val_samples=1_000,
         test_samples=1_000,
-        epochs=8,
+        epochs=5,
         batch_size=64,
         learning_rate=1e-3,
         num_shards=4,

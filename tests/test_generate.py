@@ -127,3 +127,34 @@ def test_cli_help_and_bad_arguments(capsys):
     assert "--font-set" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         generate.main(["--out", "x", "--samples", "1", "--tier", "impossible"])
+
+
+def test_no_blank_or_solid_image_is_ever_written_in_the_hard_tier():
+    samples = list(generate.shard_samples("train", 0, 1, 300, seed=21, tier="hard"))
+    assert len(samples) == 300
+    assert all(generate.shows_ink(s.image) for s in samples)
+
+
+def test_a_blank_draw_is_redrawn_from_the_same_rng(monkeypatch):
+    real = generate.preprocess
+    calls = []
+
+    def blank_first(image, spec):
+        calls.append(1)
+        return np.full((spec.height, spec.width), 255, np.uint8) if len(calls) == 1 else real(image, spec)
+
+    monkeypatch.setattr(generate, "preprocess", blank_first)
+    first = next(generate.shard_samples("train", 0, 1, 1, seed=5, tier="noisy"))
+    calls.clear()
+    again = next(generate.shard_samples("train", 0, 1, 1, seed=5, tier="noisy"))
+    assert len(calls) == 2 and generate.shows_ink(first.image)
+    assert first.text == again.text and np.array_equal(first.image, again.image)  # deterministic
+
+
+def test_shows_ink_refuses_blank_and_solid_images():
+    blank = np.full((DEFAULT_INPUT_SPEC.height, DEFAULT_INPUT_SPEC.width), 255, np.uint8)
+    assert not generate.shows_ink(blank)
+    solid = blank.copy()
+    solid[2:-2, 2:100] = 0
+    assert not generate.shows_ink(solid)
+    assert generate.shows_ink(preprocess(render_request_word("ink")))

@@ -137,3 +137,68 @@ def test_decode_refuses_decompression_bombs_before_decoding(size):
 def test_decode_refuses_zero_size_images():
     with pytest.raises(InvalidImageError):
         decode_image_bytes(_png_header_only(0, 10))
+
+
+def _on_page(word: np.ndarray, top: int = 60, bottom: int = 60, left: int = 60, right: int = 60) -> np.ndarray:
+    return np.pad(word, ((top, bottom), (left, right)), constant_values=255)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("word", ["teg", "aacxpbsejt", "ox", "i"])
+def test_a_cell_border_beside_the_word_does_not_shrink_it(word, side):
+    page = _on_page(render_word(word, _face(), 32, (0, 0, 0, 0)))
+    ruled = page.copy()
+    x = 20 if side == "left" else page.shape[1] - 22
+    ruled[:, x : x + 3] = 0  # a full-height rule, 40 px from the word
+    clean, out = preprocess(page), preprocess(ruled)
+    assert _difference(clean, out) < 2
+    rows = np.flatnonzero((out < 128).any(axis=1))
+    assert rows[-1] - rows[0] >= SPEC.height - 8  # the word fills the height, not a rule-tall box
+
+
+def test_a_full_width_rule_far_above_is_dropped_and_an_underline_kept():
+    word = render_word("dentalism", _face(), 32, (0, 0, 0, 0))
+    page = _on_page(word)
+    ruled = page.copy()
+    ruled[10:13, :] = 0  # a table rule far above
+    assert _difference(preprocess(page), preprocess(ruled)) < 2
+    underlined = page.copy()
+    underlined[60 + word.shape[0] + 2 : 60 + word.shape[0] + 4, 55 : page.shape[1] - 55] = 0
+    out = preprocess(underlined)
+    assert out[OUTPUT_ROWS_BOTTOM].min() < 128  # the underline is in the box, at its bottom
+
+
+OUTPUT_ROWS_BOTTOM = slice(SPEC.height - 5, SPEC.height - 2)
+
+
+def test_specks_around_the_word_do_not_shrink_it():
+    page = _on_page(render_word("afoot", _face(), 32, (0, 0, 0, 0)))
+    specked = page.copy()
+    rng = np.random.default_rng(0)
+    for _ in range(25):  # small dots scattered above and below the word
+        y = int(rng.choice([rng.integers(2, 40), rng.integers(page.shape[0] - 40, page.shape[0] - 2)]))
+        x = int(rng.integers(2, page.shape[1] - 3))
+        specked[y : y + 2, x : x + 2] = 0
+    assert _difference(preprocess(page), preprocess(specked)) < 3
+
+
+@pytest.mark.parametrize("word", ["mini", "ij", "a", "i", "ox", "lapidify", "llama"])
+def test_the_word_itself_is_never_cut(word):
+    rendered = render_word(word, _face("eb-garamond"), 40, (0, 0, 0, 0))
+    out = preprocess(_on_page(rendered, 5, 5, 5, 5))
+    # Cut letters would leave the crop's ink touching an edge of the output's inner box.
+    inner = out[2:-2, 2:-2] < 128
+    rows = np.flatnonzero(inner.any(axis=1))
+    assert rows[0] <= 1 and rows[-1] >= inner.shape[0] - 2  # the full height is used
+    tight = preprocess(rendered)  # no margins at all: nothing to clip
+    assert _difference(out, tight) < 6
+
+
+def test_uneven_lighting_does_not_hide_faint_ink():
+    word = render_word("secrecy", _face(), 24, (20, 20, 20, 20)).astype(np.float32)
+    faint = 200 - (255 - word) / 255 * 60  # ink 140 on paper 200
+    ramp = np.linspace(-35, 35, word.shape[1])[None, :]
+    lit = np.clip(faint + ramp, 0, 255).astype(np.uint8)
+    out = preprocess(lit)
+    assert out.min() < 64  # not blank
+    assert _difference(out, preprocess(word.astype(np.uint8))) < 12

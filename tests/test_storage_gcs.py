@@ -1,5 +1,7 @@
 """The gs:// paths with the real google-cloud-storage client against fake-gcs-server on loopback."""
 
+from pathlib import Path
+
 import numpy as np
 
 from wordocr import generate, shards, storage
@@ -34,3 +36,20 @@ def test_generated_dataset_round_trips_through_gcs(gcs_server, tmp_path):
     assert all(np.array_equal(image, by_text[text]) for image, text in zip(images, texts, strict=True))
     # Same params again: the manifest on GCS is found and nothing is rewritten.
     assert generate.generate_dataset(uri, "val", 8, seed=9, tier="hard", num_shards=2).to_json() == manifest.to_json()
+
+
+def test_gcs_dataset_is_cached_once_per_uri_and_verified(gcs_server, tmp_path, monkeypatch):
+    uri = gcs_server.uri("cached")
+    generate.generate_dataset(uri, "val", 4, seed=3, tier="clean", num_shards=2, workers=1)
+    monkeypatch.setenv(shards.CACHE_ENV, str(tmp_path / "root"))
+    downloads = []
+    download = storage.download_file
+    monkeypatch.setattr(storage, "download_file", lambda u, p: (downloads.append(u), download(u, p)))
+    first, _ = shards.local_shard_paths(uri)
+    second, _ = shards.local_shard_paths(uri)
+    assert first == second and len(downloads) == 2  # the second call found both shards
+    assert all(str(tmp_path / "root") in p for p in first)
+    assert shards.dataset_cache_dir(uri) != shards.dataset_cache_dir(uri + "-other")
+    Path(first[0]).write_bytes(b"corrupt")
+    shards.local_shard_paths(uri)
+    assert len(downloads) == 3  # a damaged cached shard is fetched again

@@ -61,6 +61,14 @@ TIER_SETTINGS = {
         underline=0.15, rules=0.25, neighbours=0.2, specks=0.2, lighting=0.3,
     ),
 }  # fmt: skip
+# Blur and low resolution are bounded by the letters' finest detail (stroke or counter width,
+# see ``glyph_detail``): a gaussian radius up to MAX_BLUR_DETAIL times it, and a down-scaling
+# that leaves it at least MIN_LOW_RES_DETAIL pixels wide. Beyond those a person cannot read it.
+MAX_BLUR_DETAIL = 0.5
+MIN_LOW_RES_DETAIL = 2.0
+# JPEG quality floor: JPEG_QUALITY_FLOOR minus JPEG_QUALITY_PER_PIXEL per pixel of detail (10-50).
+JPEG_QUALITY_FLOOR = 60
+JPEG_QUALITY_PER_PIXEL = 12
 # What "train" adds to the tier it draws: wider size and margin ranges, condensed/extended text.
 TRAIN_JITTER = {"sizes": (12, 72), "margin": (0.0, 1.5), "stretch": (0.7, 1.35)}
 
@@ -113,6 +121,8 @@ def degrade(image: np.ndarray, layout: Layout, rng: np.random.Generator) -> np.n
         grow = rng.random() < 0.5
         ink = ink.filter(ImageFilter.MaxFilter(3) if grow else ImageFilter.MinFilter(3))
 
+    detail = glyph_detail(np.asarray(ink))
+
     if s.underline and rng.random() < s.underline:
         _underline(ink, size, rng)
     if s.rules and rng.random() < s.rules:
@@ -124,15 +134,15 @@ def degrade(image: np.ndarray, layout: Layout, rng: np.random.Generator) -> np.n
 
     low_res = bool(s.low_res) and rng.random() < s.low_res
     if low_res:
-        ink = _low_res(ink, size, rng)
+        ink = _low_res(ink, size, detail, rng)
     if s.blur[1] > 0 and not low_res:  # both at once leave nothing a person could read
-        radius = size * rng.uniform(*s.blur)
+        radius = blur_radius(size * rng.uniform(*s.blur), detail)
         if radius >= 0.3:
             ink = ink.filter(ImageFilter.GaussianBlur(radius))
 
     gray = _ink_to_gray(np.asarray(ink, dtype=np.float32), s, rng)
     if s.jpeg and rng.random() < s.jpeg:
-        gray = _jpeg(gray, int(rng.integers(10, 60)))
+        gray = _jpeg(gray, int(rng.integers(jpeg_min_quality(detail), 60)))
     return gray
 
 
@@ -203,10 +213,54 @@ def _specks(ink: Image.Image, size: int, rng: np.random.Generator) -> None:
         draw.ellipse([x - r, y - r, x + r, y + r], fill=int(rng.integers(100, 256)))
 
 
-def _low_res(ink: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
-    """Down- and up-scale as if the word had been captured at 8-20 pixels font size."""
-    target = rng.uniform(8, 20)
-    factor = min(1.0, target / size)
+def glyph_detail(coverage: np.ndarray) -> float:
+    """The finest detail of the drawn letters that reading needs, in pixels: the median width of
+    the paper gaps between strokes (counters: the inside of an o, the gap in an n) or twice
+    the median stroke width, whichever is smaller, measured along rows of ``coverage`` (0 paper, 255 ink).
+
+    Bold letters have narrow counters, light ones thin strokes: either one is what blur and
+    low resolution erase first, so both are bounded by it rather than by the font size.
+    """
+    mask = coverage > 127
+    if not mask.any():
+        return 1.0
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = mask
+    changes = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(changes == 1)
+    _, ends = np.nonzero(changes == -1)  # same row order as the starts: row-major scan
+    strokes = ends - starts
+    # Gaps between consecutive strokes of the same row (not the margins around the word).
+    same_row = rows[1:] == rows[:-1]
+    gaps = (starts[1:] - ends[:-1])[same_row]
+    stroke = float(np.median(strokes))
+    gap = float(np.median(gaps)) if gaps.size else 2 * stroke
+    # A thin stroke survives more blur than a narrow gap does (the contrast stretch in
+    # preprocessing brings a faint stroke back; nothing brings back a filled-in counter).
+    return max(1.0, min(gap, 2 * stroke))
+
+
+def blur_radius(radius: float, detail: float) -> float:
+    """``radius`` capped at MAX_BLUR_DETAIL times the glyph detail: blurred, never a blob."""
+    return min(radius, MAX_BLUR_DETAIL * detail)
+
+
+def low_res_factor(target_size: float, size: int, detail: float) -> float:
+    """The down-scaling factor for a word drawn at ``size`` as if captured at ``target_size``,
+    but never so small that the glyph detail shrinks under MIN_LOW_RES_DETAIL pixels."""
+    return min(1.0, max(target_size / size, MIN_LOW_RES_DETAIL / detail))
+
+
+def jpeg_min_quality(detail: float) -> int:
+    """The lowest JPEG quality for letters whose detail is ``detail`` pixels: 8x8 blocks at
+    quality 10 wipe out detail of a pixel or two, so small letters get a higher floor."""
+    return int(np.clip(round(JPEG_QUALITY_FLOOR - JPEG_QUALITY_PER_PIXEL * detail), 10, 50))
+
+
+def _low_res(ink: Image.Image, size: int, detail: float, rng: np.random.Generator) -> Image.Image:
+    """Down- and up-scale as if the word had been captured at 8-20 pixels font size (or larger,
+    if its letters' detail would not survive that)."""
+    factor = low_res_factor(rng.uniform(8, 20), size, detail)
     small = (max(1, round(ink.width * factor)), max(1, round(ink.height * factor)))
     up = Image.Resampling.NEAREST if rng.random() < 0.3 else Image.Resampling.BILINEAR
     return ink.resize(small, Image.Resampling.BOX).resize(ink.size, up)

@@ -36,11 +36,16 @@ from wordocr.words import RANDOM_STRING_FRACTION, SPLITS, WordSampler, load_word
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "wordocr.generate/1"  # bump when the same params would give other images
+GENERATOR_VERSION = "wordocr.generate/2"  # bump when the same params would give other images
 PREVIEW_NAME = "preview.png"
 PREVIEW_SAMPLES = 48
 PREVIEW_COLUMNS = 3
-_PROGRESS_EVERY = 16  # samples between progress reports from worker processes
+_PROGRESS_EVERY = 16
+# A sample is drawn again when its model input is near-blank or near-solid (see shows_ink).
+INK_LEVEL = 128
+MIN_INK_SHARE = 0.002
+MAX_INK_SHARE = 0.85
+MAX_DRAWS = 20  # samples between progress reports from worker processes
 
 
 def _stable_int(text: str) -> int:
@@ -85,13 +90,35 @@ def make_sample(
     tier: str,
     spec: InputSpec,
 ) -> shards.Sample:
-    """One labelled image: word, face, layout, render, degrade, preprocess."""
-    word = sampler(rng)
-    family = families[rng.integers(len(families))]
-    face = family[rng.integers(len(family))]
-    layout = sample_layout(tier, rng)
-    image = degrade(render_word(word, face, layout.size, layout.margins), layout, rng)
-    return shards.Sample(preprocess(image, spec), word, face.name)
+    """One labelled image: word, face, layout, render, degrade, preprocess.
+
+    A draw whose model input came out (almost) blank or (almost) solid ink is thrown away and
+    drawn again from the same ``rng``, so the result stays a pure function of the seed and no
+    label is ever written over an image that does not show it.
+    """
+    for _ in range(MAX_DRAWS):
+        word = sampler(rng)
+        family = families[rng.integers(len(families))]
+        face = family[rng.integers(len(family))]
+        layout = sample_layout(tier, rng)
+        image = preprocess(degrade(render_word(word, face, layout.size, layout.margins), layout, rng), spec)
+        if shows_ink(image):
+            return shards.Sample(image, word, face.name)
+        log.debug("redrawing %r in %s: its image is blank or solid", word, face.name)
+    raise RuntimeError(f"no readable sample in {MAX_DRAWS} draws for tier {tier!r}")
+
+
+def shows_ink(image: np.ndarray) -> bool:
+    """Whether a model input holds some ink and some paper: at least MIN_INK_SHARE of its
+    pixels dark, and at most MAX_INK_SHARE of the pixels in the box around the ink."""
+    dark = image < INK_LEVEL
+    share = dark.mean()
+    if share < MIN_INK_SHARE:
+        return False
+    rows = np.flatnonzero(dark.any(axis=1))
+    columns = np.flatnonzero(dark.any(axis=0))
+    box = dark[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+    return bool(box.mean() <= MAX_INK_SHARE)
 
 
 def shard_samples(

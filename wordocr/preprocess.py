@@ -31,8 +31,35 @@ INK_NOISE_MARGIN = 1.5
 MIN_PROFILE_COUNT = 1
 # Ink bands separated by less than this times the text height belong to the word (an i's dot,
 # an underline, letters); farther ones are clutter (neighbouring lines, specks, table rules).
-ROW_GAP = 0.5
+ROW_GAP = 0.3
 COLUMN_GAP = 0.8
+# Rows/columns holding ink across at least this share of the image are masked out while the
+# word's core is looked for (table rules, cell borders); letters come back when the box grows.
+RULE_SPAN = 0.9
+# The core's rows hold at least this share of the fullest row's ink (ascender-only rows come
+# back when the box grows along the strokes).
+CORE_ROW_SHARE = 0.1
+# A band of rows touching the top or bottom edge counts this much of its ink when the word's
+# band is chosen (it is usually the cut-off neighbouring line).
+EDGE_BAND_WEIGHT = 0.3
+# A row with ink across LINE_SPAN of the word's width is a line: it joins the word only within
+# LINE_GAP times the text height (an underline right below, not a rule far away).
+LINE_SPAN = 0.95
+LINE_GAP = 0.25
+# Rows grown onto the core: at most this times its height beyond it on each side (ascenders,
+# descenders and i dots that are not already in it; specks farther out are dropped).
+ROW_REACH = 1.0
+# A stroke at the end of the word is a rule if it is at most RULE_THIN times the text height
+# wide and runs on RULE_REACH times the text height above and below the text, RULE_SOLID solid.
+RULE_THIN = 0.25
+RULE_REACH = 0.2
+RULE_SOLID = 0.9
+# Uneven lighting is looked for when the paper spreads over more than LIGHTING_NOISE levels; it
+# is fitted on a LIGHTING_GRID x LIGHTING_GRID grid of blocks and taken out
+# when it changes the paper by at least MIN_LIGHTING_SPAN gray levels across the image.
+LIGHTING_GRID = 4
+LIGHTING_NOISE = 10
+MIN_LIGHTING_SPAN = 8
 # Empty border kept around the ink in the output, in output pixels.
 OUTPUT_MARGIN = 2
 # The darkest this share of the crop's pixels is taken as the ink colour when stretching.
@@ -51,8 +78,10 @@ def preprocess(image: np.ndarray | Image.Image, spec: InputSpec = DEFAULT_INPUT_
     found = _find_ink(gray)
     if found is None:
         return blank_image(spec)
-    (top, bottom, left, right), inverted, paper = found
+    (top, bottom, left, right), inverted, paper, lighting = found
     crop = gray[top:bottom, left:right]
+    if lighting is not None:
+        crop = lighting.flatten(crop, top, left, 1)
 
     inner_height = spec.height - 2 * OUTPUT_MARGIN
     inner_width = spec.width - 2 * OUTPUT_MARGIN
@@ -113,8 +142,9 @@ def _pil_to_gray(image: Image.Image) -> Image.Image:
     return image.convert("L")
 
 
-def _find_ink(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool, int] | None:
-    """The ink's box (top, bottom, left, right) in ``gray``, whether ink is light, and the paper level."""
+def _find_ink(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool, int, _Lighting | None] | None:
+    """The ink's box (top, bottom, left, right) in ``gray``, whether ink is light, the paper
+    level, and the lighting gradient that was taken out (None when the paper is even)."""
     factor = max(1, -(-max(gray.shape) // DETECT_MAX_SIDE))
     small = Image.fromarray(gray)
     if factor > 1:
@@ -122,17 +152,13 @@ def _find_ink(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool, int] |
     # A 3x3 mean keeps strokes but divides pixel noise by three.
     smooth = np.asarray(small.filter(ImageFilter.BoxBlur(1))) if min(small.size) >= 3 else np.asarray(small)
 
-    counts = np.bincount(smooth.ravel(), minlength=256)
-    cumulative = np.cumsum(counts)
-    paper = int(np.searchsorted(cumulative, cumulative[-1] / 2))
-    darkest, lightest = int(smooth.min()), int(smooth.max())
-    inverted = lightest - paper > paper - darkest
-    if inverted:
-        contrast = lightest - paper
-        noise = paper - _percentile(cumulative, 0.5)
-    else:
-        contrast = paper - darkest
-        noise = _percentile(cumulative, 99.5) - paper
+    paper, inverted, contrast, noise = _levels(smooth)
+    lighting = None
+    if noise > LIGHTING_NOISE:  # a wide paper spread: noise, or a gradient worth taking out
+        lighting = _lighting(smooth, inverted, factor)
+        if lighting is not None:
+            smooth = lighting.flatten(smooth, 0, 0, 1)
+            paper, inverted, contrast, noise = _levels(smooth)
     if contrast < max(MIN_CONTRAST, MIN_CONTRAST_TO_NOISE * noise):
         return None
 
@@ -142,11 +168,65 @@ def _find_ink(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool, int] |
     box = _word_box(mask)
     if box is None:
         return None
-    return _refine_box(gray, box, factor, paper, inverted), inverted, paper
+    return _refine_box(gray, box, factor, paper, inverted, lighting), inverted, paper, lighting
+
+
+def _levels(smooth: np.ndarray) -> tuple[int, bool, int, int]:
+    """The paper level, whether ink is lighter, the ink's contrast and the paper's spread."""
+    cumulative = np.cumsum(np.bincount(smooth.ravel(), minlength=256))
+    paper = int(np.searchsorted(cumulative, cumulative[-1] / 2))
+    darkest, lightest = int(smooth.min()), int(smooth.max())
+    if lightest - paper > paper - darkest:
+        return paper, True, lightest - paper, paper - _percentile(cumulative, 0.5)
+    return paper, False, paper - darkest, _percentile(cumulative, 99.5) - paper
+
+
+class _Lighting:
+    """A brightness plane ``a + b * x + c * y`` over the full-resolution image, taken out so the
+    paper is one level everywhere (uneven light on a photo or scan)."""
+
+    def __init__(self, coefficients: np.ndarray):
+        self.coefficients = coefficients
+
+    def flatten(self, image: np.ndarray, top: int, left: int, step: int) -> np.ndarray:
+        """``image`` (whose pixel (0, 0) is full-resolution (top, left), ``step`` pixels apart)
+        with the plane's variation removed, as uint8."""
+        _, b, c = self.coefficients
+        ys = (top + step * np.arange(image.shape[0], dtype=np.float32))[:, None]
+        xs = (left + step * np.arange(image.shape[1], dtype=np.float32))[None, :]
+        flat = image.astype(np.float32) - (b * xs + c * ys)
+        return np.clip(flat + 0.5, 0, 255).astype(np.uint8)
+
+
+def _lighting(smooth: np.ndarray, inverted: bool, factor: int) -> _Lighting | None:
+    """The paper's brightness gradient, fitted to the paper-side level of a grid of blocks
+    (most of each block is paper); None when it is too weak to matter."""
+    grid = LIGHTING_GRID
+    h, w = smooth.shape
+    if h < 2 * grid or w < 2 * grid:
+        return None
+    bh, bw = h // grid, w // grid
+    blocks = smooth[: bh * grid, : bw * grid].reshape(grid, bh, grid, bw).transpose(0, 2, 1, 3).reshape(grid, grid, -1)
+    # The paper side of each block: ink pulls a block's median but not this percentile.
+    level = np.percentile(blocks, 25 if inverted else 75, axis=2)
+    ys, xs = np.mgrid[0:grid, 0:grid]
+    xs = (xs + 0.5) * bw * factor
+    ys = (ys + 0.5) * bh * factor
+    design = np.stack([np.ones(grid * grid), xs.ravel(), ys.ravel()], axis=1)
+    coefficients, *_ = np.linalg.lstsq(design, level.ravel(), rcond=None)
+    span = abs(coefficients[1]) * w * factor + abs(coefficients[2]) * h * factor
+    if span < MIN_LIGHTING_SPAN:
+        return None
+    return _Lighting(coefficients.astype(np.float32))
 
 
 def _refine_box(
-    gray: np.ndarray, box: tuple[int, int, int, int], factor: int, paper: int, inverted: bool
+    gray: np.ndarray,
+    box: tuple[int, int, int, int],
+    factor: int,
+    paper: int,
+    inverted: bool,
+    lighting: _Lighting | None = None,
 ) -> tuple[int, int, int, int]:
     """Re-measure the found box at full resolution, at half the local ink contrast, unsmoothed.
 
@@ -164,6 +244,8 @@ def _refine_box(
     # Unsmoothed: smoothing would shave thin tips (a t's top) by an amount that depends on size.
     # At half contrast noise pixels are rare and alone; a letter's one-pixel tip is not alone.
     region = gray[top:bottom, left:right]
+    if lighting is not None:
+        region = lighting.flatten(region, top, left, 1)
     if inverted:
         mask = region > paper + 0.5 * (int(region.max()) - paper)
     else:
@@ -194,54 +276,144 @@ def _percentile(cumulative: np.ndarray, percent: float) -> int:
 
 
 def _word_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Box of the main cluster of ink: rows, then columns, then rows again over those columns
-    (so a rule far to the side no longer stretches the rows), then columns again."""
+    """Box of the word in an ink mask, without table rules, far specks and neighbouring lines.
+
+    1. The core: the heaviest band of rows, then of columns within it (twice), found with
+       full-height columns and full-width rows masked out, so a cell border or table rule does
+       not join every row or column into one band.
+    2. Grown back over the whole mask, with gaps bounded by the core's height: columns within
+       the core's rows (a tall letter masked out in 1 comes back), minus a thin stroke at
+       either end that runs well past the text both above and below (a rule, never a letter),
+       then rows within those columns (ascenders, descenders, i dots, an underline right below).
+    """
+    height, width = mask.shape
+    tall = mask.sum(axis=0) >= RULE_SPAN * height
+    wide = mask.sum(axis=1) >= RULE_SPAN * width
+    core_mask = mask
+    if tall.any() or wide.any():
+        core_mask = mask & ~tall[None, :] & ~wide[:, None]
+        if not core_mask.any():
+            core_mask = mask
+    core = _core_box(core_mask)
+    if core is None:
+        return None
+    top, bottom, left, right = core
+    text = bottom - top
+    left, right = _grow(mask[top:bottom].sum(axis=0), left, right, COLUMN_GAP * text, COLUMN_GAP * text)
+    left, right = _drop_edge_rules(mask, top, bottom, left, right)
+    gap, reach = max(2, round(ROW_GAP * text)), max(2, round(ROW_REACH * text))
+    top = _follow_strokes(mask[:, left:right], top, -1, gap, reach)
+    bottom = _follow_strokes(mask[:, left:right], bottom - 1, 1, gap, reach) + 1
+    return top, bottom, left, right
+
+
+def _follow_strokes(mask: np.ndarray, row: int, step: int, gap: int, reach: int) -> int:
+    """The last row, going from ``row`` in direction ``step``, with ink that continues the ink
+    of the row before it (same or next column), allowing breaks of up to ``gap`` rows (an i's
+    dot, an underline right below) and going at most ``reach`` rows. Specks that do not sit
+    on a letter's stroke, and rules or lines farther than ``gap``, are not reached."""
+    alive = np.where(mask[row], gap, 0)
+    edge = row
+    stop = min(row + reach + 1, mask.shape[0]) if step > 0 else max(row - reach - 1, -1)
+    for r in range(row + step, stop, step):
+        near = alive.copy()
+        np.maximum(near[1:], alive[:-1], out=near[1:])
+        np.maximum(near[:-1], alive[1:], out=near[:-1])
+        hit = mask[r] & (near > 0)
+        if hit.any():
+            edge = r
+        alive = np.where(hit, gap, np.maximum(near - 1, 0))
+        if not alive.any():
+            break
+    return edge
+
+
+def _core_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Rows, then columns, then rows again over those columns (so ink far to the side no longer
+    stretches the rows), then columns again. The rows are one unbroken band (a word's rows are;
+    dots and specks join later, within reach)."""
     top, bottom, left, right = 0, mask.shape[0], 0, mask.shape[1]
     for _ in range(2):
-        rows = _main_span(mask[:, left:right].sum(axis=1), ROW_GAP, height=None)
+        rows = mask[:, left:right].sum(axis=1)
+        # Only rows with a fair share of the word's ink: scattered specks do not join them.
+        rows = np.where(rows >= CORE_ROW_SHARE * rows.max(), rows, 0)
+        rows = _main_span(rows, 0.0, height=None)
         if rows is None:
             return None
         top, bottom = rows
         columns = _main_span(mask[top:bottom].sum(axis=0), COLUMN_GAP, height=bottom - top)
         if columns is None:
             return None
-        left, right = _drop_edge_rules(mask[top:bottom], *columns)
+        left, right = columns
     return top, bottom, left, right
 
 
-def _drop_edge_rules(band: np.ndarray, left: int, right: int) -> tuple[int, int]:
-    """Shrink [left, right) past a thin stroke at either end that is more than twice as tall as
-    the rest of the ink: a table rule or cell border, not a letter (an l is under twice x-height)."""
-    for _ in range(2):
-        columns = band[:, left:right].any(axis=0)
-        filled = np.flatnonzero(columns)
-        gaps = np.flatnonzero(np.diff(filled) > 1)
+def _grow(
+    profile: np.ndarray,
+    start: int,
+    end: int,
+    gap: float,
+    reach: float,
+    lines: np.ndarray | None = None,
+    line_gap: float = 0.0,
+) -> tuple[int, int]:
+    """[start, end) grown over non-empty ``profile`` entries at most ``gap`` away (chained), by
+    at most ``reach`` on each side; entries flagged in ``lines`` only if at most ``line_gap`` away."""
+    filled = profile > MIN_PROFILE_COUNT
+    tolerance = max(2, int(gap))
+    line_tolerance = max(1, int(line_gap))
+    bounds = []
+    for step, first, stop in ((-1, start - 1, max(0, start - max(2, int(reach))) - 1),
+                              (1, end, min(len(profile), end + max(2, int(reach))))):  # fmt: skip
+        edge, empty = None, 0
+        for i in range(first, stop, step):
+            if filled[i] and (lines is None or not lines[i] or empty <= line_tolerance):
+                edge, empty = i, 0
+            else:
+                empty += 1
+                if empty > tolerance or (lines is not None and lines[i] and filled[i]):
+                    break
+        bounds.append(edge)
+    low = start if bounds[0] is None else bounds[0]
+    high = end if bounds[1] is None else bounds[1] + 1
+    return low, high
+
+
+def _drop_edge_rules(mask: np.ndarray, top: int, bottom: int, left: int, right: int) -> tuple[int, int]:
+    """Shrink [left, right) past a thin stroke at either end that crosses the text band [top,
+    bottom) and runs on past it by a good part of its height both above and below: a table
+    rule or cell border. A letter never does both (an l stops at the baseline, a j's dot is
+    apart from its stem, an italic f is wide)."""
+    for _ in range(4):
+        columns = np.flatnonzero(mask[top:bottom, left:right].any(axis=0))
+        gaps = np.flatnonzero(np.diff(columns) > 1)
         if gaps.size == 0:
             break
-        first_end = left + filled[gaps[0]] + 1
-        last_start = left + filled[gaps[-1] + 1]
-        if _is_rule(band[:, left:first_end], band[:, first_end:right]):
-            left = left + filled[gaps[0] + 1]
-        elif _is_rule(band[:, last_start:right], band[:, left:last_start]):
-            right = left + filled[gaps[-1]] + 1
+        if _is_rule(mask, top, bottom, left + columns[0], left + columns[gaps[0]] + 1):
+            left = left + columns[gaps[0] + 1]
+        elif _is_rule(mask, top, bottom, left + columns[gaps[-1] + 1], left + columns[-1] + 1):
+            right = left + columns[gaps[-1]] + 1
         else:
             break
     return left, right
 
 
-def _is_rule(stroke: np.ndarray, rest: np.ndarray) -> bool:
-    stroke_rows = np.flatnonzero(stroke.any(axis=1))
-    rest_rows = np.flatnonzero(rest.any(axis=1))
-    if stroke_rows.size == 0 or rest_rows.size == 0:
+def _is_rule(mask: np.ndarray, top: int, bottom: int, left: int, right: int) -> bool:
+    text = bottom - top
+    if right - left > max(2, RULE_THIN * text):
         return False
-    stroke_height = stroke_rows[-1] - stroke_rows[0] + 1
-    rest_height = rest_rows[-1] - rest_rows[0] + 1
-    return stroke.shape[1] <= 0.15 * stroke_height and rest_height * 2 < stroke_height
+    reach = max(2, round(RULE_REACH * text))
+    if top - reach < 0 or bottom + reach > mask.shape[0]:
+        return False
+    # Ink without a break from ``reach`` above the band to ``reach`` below it.
+    run = mask[top - reach : bottom + reach, left:right].any(axis=1)
+    return bool(run.mean() >= RULE_SOLID)
 
 
 def _main_span(profile: np.ndarray, gap: float, height: int | None) -> tuple[int, int] | None:
     """[start, end) of the heaviest run of non-zero ``profile`` entries, grown over neighbouring
-    runs whose gap is at most ``gap`` times the text height (the span's own length for rows)."""
+    runs whose gap is at most ``gap`` times the text height (``height``; None: the heaviest
+    run's own length) or two entries, whichever is more."""
     filled = np.flatnonzero(profile > MIN_PROFILE_COUNT)
     if filled.size == 0:
         return None
@@ -249,11 +421,13 @@ def _main_span(profile: np.ndarray, gap: float, height: int | None) -> tuple[int
     starts = np.concatenate(([filled[0]], filled[breaks + 1]))
     ends = np.concatenate((filled[breaks], [filled[-1]])) + 1
     cumulative = np.concatenate(([0], np.cumsum(profile)))
-    masses = cumulative[ends] - cumulative[starts]
+    masses = (cumulative[ends] - cumulative[starts]).astype(np.float64)
+    if height is None and len(starts) > 1:
+        # Rows: a band cut by the image edge is more likely the next line than the word.
+        masses[(starts == 0) | (ends == len(profile))] *= EDGE_BAND_WEIGHT
     first = last = int(np.argmax(masses))
+    tolerance = max(2.0, gap * (height if height is not None else ends[first] - starts[first]))
     while True:
-        span = ends[last] - starts[first]
-        tolerance = max(2.0, gap * (height if height is not None else span))
         grow_left = first > 0 and starts[first] - ends[first - 1] <= tolerance
         grow_right = last < len(starts) - 1 and starts[last + 1] - ends[last] <= tolerance
         if not (grow_left or grow_right):

@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "word-ocr-shards/1"
+# Where gs:// datasets are downloaded when no cache_dir is given: one folder per dataset URI
+# under this root, so a second read of the same dataset finds its shards instead of fetching them.
+CACHE_ENV = "WORD_OCR_CACHE"
+_HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,7 @@ def write_shard(samples: Iterable[Sample], dataset_uri: str, index: int, total: 
             for sample in samples:
                 writer.write(_example_bytes(sample))
                 count += 1
-        digest = hashlib.sha256(local.read_bytes()).hexdigest()
+        digest = file_sha256(local)
         storage.upload_file(local, storage.join(dataset_uri, name))
     log.info("wrote %s (%d samples)", storage.join(dataset_uri, name), count)
     return ShardInfo(name=name, count=count, sha256=digest)
@@ -141,18 +146,46 @@ def read_manifest(dataset_uri: str) -> Manifest:
 
 
 def local_shard_paths(dataset_uri: str, cache_dir: str | Path | None = None) -> tuple[list[str], Manifest]:
-    """Paths of the dataset's shards on local disk, downloading them from GCS into ``cache_dir``."""
+    """Paths of the dataset's shards on local disk, downloading them from GCS into ``cache_dir``.
+
+    Without ``cache_dir`` a gs:// dataset goes to ``dataset_cache_dir(dataset_uri)``: the same
+    folder every call, so shards already there with the manifest's sha256 are not fetched again.
+    """
     manifest = read_manifest(dataset_uri)
     if not storage.is_gcs(dataset_uri):
         return [str(Path(dataset_uri, s.name)) for s in manifest.shards], manifest
-    cache = Path(cache_dir or tempfile.mkdtemp(prefix="word-ocr-cache-"))
+    cache = Path(cache_dir) if cache_dir is not None else dataset_cache_dir(dataset_uri)
     paths = []
     for shard in manifest.shards:
         local = cache / shard.name
-        if not local.exists() or hashlib.sha256(local.read_bytes()).hexdigest() != shard.sha256:
+        if not (local.exists() and file_sha256(local) == shard.sha256):
             storage.download_file(storage.join(dataset_uri, shard.name), local)
+            digest = file_sha256(local)
+            if digest != shard.sha256:
+                local.unlink(missing_ok=True)
+                raise ValueError(
+                    f"{storage.join(dataset_uri, shard.name)} has sha256 {digest}, "
+                    f"but the manifest says {shard.sha256}: the dataset changed or is corrupt"
+                )
         paths.append(str(local))
     return paths, manifest
+
+
+def dataset_cache_dir(dataset_uri: str) -> Path:
+    """The local folder a remote dataset is cached in: ``$WORD_OCR_CACHE`` (or the system temp
+    folder's ``word-ocr-cache``) / the first 16 hex digits of the URI's sha256."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(tempfile.gettempdir(), "word-ocr-cache")
+    key = hashlib.sha256(dataset_uri.rstrip("/").encode()).hexdigest()[:16]
+    return Path(root, key)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in chunks (shards can be larger than memory allows twice)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_tf_dataset(dataset_uri: str, cache_dir: str | Path | None = None):

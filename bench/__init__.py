@@ -1,0 +1,1 @@
+"""`make bench`: measured speed, size, memory and accuracy of the deployed model."""
