@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED := 1
 # Quieter TensorFlow start-up; errors still print.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv run run-quick serve test lint compile bench lock clean
+.PHONY: help venv run run-quick serve test lint compile bench lock clean images push
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,8 +55,21 @@ compile: $(STAMP) ## regenerate the compiled pipeline YAML
 bench: $(STAMP) ## measure accuracy per tier, latency, throughput, memory -> bench/report.json (after `make run`)
 	$(PY) -m bench.run --model $(WORKDIR)/serving/word-ocr $(BENCH_FLAGS)
 
-lock: ## re-resolve requirements*.txt from requirements*.in
+lock: ## re-resolve requirements*.txt from requirements*.in, and the trainer's images/requirements-gpu.txt
 	$(PYTHON) tools/lock.py
+	$(PYTHON) images/gpu_requirements.py
+
+# Where `make images` / `make push` tag the images; empty: components/images.py's REGISTRY and VERSION
+# (the names the compiled pipeline uses).
+REGISTRY ?=
+IMAGE_VERSION ?=
+IMAGE_FLAGS = $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(IMAGE_VERSION),--version $(IMAGE_VERSION))
+
+images: ## build the container images with docker, else buildah (REGISTRY=..., IMAGE_VERSION=...)
+	$(PYTHON) images/build.py build $(IMAGE_FLAGS)
+
+push: images ## build, then push them (log in first: docker login / buildah login)
+	$(PYTHON) images/build.py push $(IMAGE_FLAGS)
 
 clean: ## remove the venv and local outputs
 	rm -rf $(VENV) $(WORKDIR) .pytest_cache .ruff_cache

@@ -89,11 +89,12 @@ def curl_examples(port: int, model_name: str) -> str:
         [
             "# word endpoint (renders the word, then reads it):",
             f'curl -s {base}/v1/models/{model_name}:predict -d \'{{"instances": [{{"word": "game"}}]}}\'',
-            "# image endpoint (any PNG/JPEG of a word):",
+            "# image endpoint (any PNG/JPEG of a word; examples/word.png is one):",
             f"curl -s {base}/v1/models/{model_name}:predict "
-            f'-d "{{\\"instances\\": [{{\\"image_b64\\": \\"$(base64 -w0 word.png)\\"}}]}}"',
+            f'-d "{{\\"instances\\": [{{\\"image_b64\\": \\"$(base64 -w0 examples/word.png)\\"}}]}}"',
             "# v2 (Open Inference Protocol):",
-            f"curl -s {base}/v2/models/{model_name}/infer -d "
+            # v2 reads a body without a JSON content type as binary tensors, so say it is JSON.
+            f"curl -s {base}/v2/models/{model_name}/infer -H 'Content-Type: application/json' -d "
             '\'{"inputs": [{"name": "word", "shape": [1], "datatype": "BYTES", "data": ["game"]}]}\'',
             "# the prototype's form API:",
             f"curl -s --data input_word=game {base}/predict",

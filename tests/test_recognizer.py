@@ -42,6 +42,9 @@ def test_greedy_only_gives_the_same_words(recognizer, images):
     full = recognizer.recognize(images, top_k=3)
     assert [r.text for r in fast] == [r.text for r in full]
     assert all(r.top_paths == [r.text] for r in fast)
+    # The beam's reading is its best path, with that path's (summed) probability.
+    assert all(r.text == r.top_paths[0] and r.confidence == r.top_confidences[0] for r in full)
+    assert all(f.confidence <= r.confidence + 1e-6 for f, r in zip(fast, full, strict=True))
 
 
 def test_logits_match_the_artifact_geometry(recognizer, images):

@@ -26,8 +26,11 @@ BEAM_WIDTH = 10
 
 @dataclass
 class Recognition:
-    text: str  # greedy (best-path) reading
-    confidence: float  # 0..1, probability of the best alignment
+    # With beam search (top_k > 0) the reading is the most probable word, and its confidence the
+    # summed probability of all its alignments; with top_k=0 it is the greedy reading and the
+    # probability of its single best alignment (a lower bound of the same quantity).
+    text: str
+    confidence: float  # 0..1
     top_paths: list[str] = field(default_factory=list)  # beam search words, best first
     top_confidences: list[float] = field(default_factory=list)  # 0..1, each word's beam probability
 
@@ -88,6 +91,6 @@ class Recognizer:
             return [Recognition(text, conf, [text], [conf]) for text, conf in best]
         beams = beam_decode(logits, self.alphabet, top_k=top_k, beam_width=max(BEAM_WIDTH, top_k))
         return [
-            Recognition(text, conf, [w for w, _ in paths], [p for _, p in paths])
-            for (text, conf), paths in zip(best, beams, strict=True)
+            Recognition(*(paths[0] if paths else greedy), [w for w, _ in paths], [p for _, p in paths])
+            for greedy, paths in zip(best, beams, strict=True)
         ]

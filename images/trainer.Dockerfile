@@ -1,0 +1,48 @@
+# word-ocr trainer image (GPU): the KFP train component runs here, on a GPU node.
+# TensorFlow's CUDA build comes from pip (tensorflow[and-cuda] brings the CUDA and cuDNN wheels);
+# the node brings the NVIDIA driver. images/requirements-gpu.txt is requirements.txt with
+# tensorflow-cpu swapped for tensorflow[and-cuda] at the same version, plus pins for the CUDA
+# wheels, derived by `make lock` (images/gpu_requirements.py) and checked by tests/test_images.py.
+# Build from the repository root: python3.11 images/build.py build   (or `make images`)
+ARG PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY requirements.txt images/requirements-gpu.txt images/gpu_requirements.py ./
+# Refuse a stale derived lock (requirements.txt re-locked without `make lock`) before installing it.
+RUN python gpu_requirements.py --check --lock requirements.txt --out requirements-gpu.txt \
+    && pip install --no-cache-dir -r requirements-gpu.txt
+COPY pyproject.toml ./
+COPY wordocr ./wordocr
+COPY components ./components
+COPY pipelines ./pipelines
+COPY serving ./serving
+RUN pip install --no-cache-dir --no-deps .
+
+FROM ${PYTHON_IMAGE}
+RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin wordocr
+COPY --from=build /opt/venv /opt/venv
+# /usr/local/nvidia: where GKE mounts the node's driver libraries; the NVIDIA container toolkit
+# (other clusters) reads the NVIDIA_* variables.
+ENV PATH=/opt/venv/bin:$PATH \
+    LD_LIBRARY_PATH=/usr/local/nvidia/lib64:/usr/local/nvidia/lib \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    TF_CPP_MIN_LOG_LEVEL=2
+WORKDIR /home/wordocr
+# Numeric, so Kubernetes can check runAsNonRoot.
+USER 10001:10001
+
+# Last, so a new revision only changes the labels layer.
+ARG GIT_REVISION=unknown
+ARG SOURCE_URL=https://github.com/word-ocr/word-ocr
+LABEL org.opencontainers.image.title="word-ocr trainer" \
+      org.opencontainers.image.description="KFP train component of word-ocr (TensorFlow CUDA build)" \
+      org.opencontainers.image.source=$SOURCE_URL \
+      org.opencontainers.image.revision=$GIT_REVISION
