@@ -209,7 +209,7 @@ def model_facts(artifact_uri: str) -> dict:
     return {
         "artifact": artifact_uri,
         "model_keras_bytes": len(storage.read_bytes(storage.join(artifact_uri, "model.keras"))),
-        "parameters": spec.get("parameters"),
+        "parameters": spec.get("params"),
         "input_spec": spec.get("input_spec"),
         "train_images_per_s": round(training.get("train_images_per_second", float("nan")), 1),
         "train_count": training.get("train_count"),
