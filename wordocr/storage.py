@@ -15,6 +15,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 
@@ -67,19 +69,10 @@ def write_bytes(uri: str, data: bytes) -> None:
     if is_gcs(uri):
         _blob(uri).upload_from_string(data, retry=_write_retry())
         return
-    path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp_name = tmp.name
-        try:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        except BaseException:
-            tmp.close()
-            os.unlink(tmp_name)
-            raise
-    _publish(tmp_name, path)
+    with _atomic_local_file(Path(uri)) as tmp_name, open(tmp_name, "wb") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        os.fsync(tmp.fileno())
 
 
 def upload_file(local_path: str | Path, uri: str) -> None:
@@ -87,23 +80,27 @@ def upload_file(local_path: str | Path, uri: str) -> None:
     if is_gcs(uri):
         _blob(uri).upload_from_filename(str(local_path), retry=_write_retry())
         return
-    path = Path(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp_name = tmp.name
-    try:
+    with _atomic_local_file(Path(uri)) as tmp_name:
         shutil.copyfile(local_path, tmp_name)
+
+
+@contextmanager
+def _atomic_local_file(path: Path) -> Iterator[str]:
+    """A temporary name beside ``path`` to write to; renamed onto ``path`` only if the block succeeds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden temp names are skipped by list_names, so readers never list a file being written.
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        yield tmp_name
+        # mkstemp creates 0600 files; a dataset or model folder is read by other users
+        # (pipeline steps, the predictor), so publish it as an ordinary file.
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
     except BaseException:
-        os.unlink(tmp_name)
+        with suppress(FileNotFoundError):
+            os.unlink(tmp_name)
         raise
-    _publish(tmp_name, path)
-
-
-def _publish(tmp_name: str, path: Path) -> None:
-    # NamedTemporaryFile creates 0600 files; a dataset or model folder is read by other users
-    # (pipeline steps, the predictor), so publish it as an ordinary file.
-    os.chmod(tmp_name, 0o644)
-    os.replace(tmp_name, path)
 
 
 def read_bytes(uri: str) -> bytes:
