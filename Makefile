@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED := 1
 # Quieter TensorFlow start-up; errors still print.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv run run-quick serve test lint compile bench lock clean images push
+.PHONY: help venv run run-quick serve test lint compile bench lock clean images push submit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,7 @@ serve: $(STAMP) ## serve the model last deployed by `make run` (no retraining)
 	$(PY) -m pipelines.run_local --workdir $(WORKDIR) --port $(PORT) --serve-only
 
 test: $(STAMP) ## lint, then the whole test suite
+	bash tools/install_system_packages.sh
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -54,6 +55,17 @@ compile: $(STAMP) ## regenerate the compiled pipeline YAML
 
 bench: $(STAMP) ## measure accuracy per tier, latency, throughput, memory -> bench/report.json (after `make run`)
 	$(PY) -m bench.run --model $(WORKDIR)/serving/word-ocr $(BENCH_FLAGS)
+
+# `make submit`: the KFP API endpoint and the serving root (docs/cluster.md).
+KFP_HOST ?=
+EXPERIMENT ?= word-ocr
+SERVING_ROOT ?=
+# Extra flags for `make submit`, e.g. SUBMIT_FLAGS="--data-root gs://B/runs --checkpoint-root gs://B/ckpt --param epochs=30".
+SUBMIT_FLAGS ?=
+
+submit: $(STAMP) ## start a run on Kubeflow Pipelines (KFP_HOST=..., SERVING_ROOT=gs://..., SUBMIT_FLAGS=...)
+	$(PY) -m pipelines.submit --host "$(KFP_HOST)" --experiment "$(EXPERIMENT)" --serving-root "$(SERVING_ROOT)" \
+		$(if $(REGISTRY),--registry $(REGISTRY)) $(if $(IMAGE_VERSION),--image-version $(IMAGE_VERSION)) $(SUBMIT_FLAGS)
 
 lock: ## re-resolve requirements*.txt from requirements*.in, and the trainer's images/requirements-gpu.txt
 	$(PYTHON) tools/lock.py

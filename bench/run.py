@@ -182,6 +182,9 @@ def bench_http(model_dir: str, requests_per_endpoint: int) -> dict:
                     times.append((time.perf_counter() - start) * 1000)
                 results[name] = percentiles(times)
                 log.info("http %s: p50 %.2f ms", name, results[name]["p50_ms"])
+            from bench.load import run_load
+
+            results["load"] = run_load(base, clients=8, duration_s=20)
         results["predictor_peak_rss_mib"] = _peak_rss_mib(server.pid)
         return results
     finally:
@@ -230,11 +233,16 @@ def markdown(report: dict) -> str:
     for name, r in report["in_process"]["single_image"].items():
         lines.append(f"| in-process {name} | {r['p50_ms']} | {r['p99_ms']} |")
     for name, r in report["http"].items():
-        if isinstance(r, dict):
+        if isinstance(r, dict) and name != "load":
             lines.append(f"| HTTP {name} | {r['p50_ms']} | {r['p99_ms']} |")
     lines += ["", "## Throughput and size", ""]
     for name, value in report["in_process"]["throughput"].items():
         lines.append(f"- {name}: {value}")
+    load = report["http"]["load"]
+    lines.append(
+        f"- load (8 clients, 20 s, mixed endpoints): {load['requests_per_s']} req/s, "
+        f"p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, {load['errors']} errors"
+    )
     lines.append(f"- predictor peak RSS: {report['http'].get('predictor_peak_rss_mib')} MiB")
     lines.append(f"- model.keras: {report['model']['model_keras_bytes'] / 1e6:.2f} MB, "
                  f"{report['model']['parameters']} parameters")  # fmt: skip

@@ -18,7 +18,9 @@ def deploy_model(
     from wordocr.publish import publish_model
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uri = publish_model(model.path, serving_root, model_name, metrics={"word_accuracy": word_accuracy})
+    # metadata["uri"]: the model lives outside the artifact (the pipeline's data_root).
+    artifact_uri = model.metadata.get("uri") or model.path
+    uri = publish_model(artifact_uri, serving_root, model_name, metrics={"word_accuracy": word_accuracy})
     logging.info("deployed %s (word accuracy %.4f) to %s", model_name, word_accuracy, uri)
     return uri
 

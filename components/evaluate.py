@@ -22,7 +22,7 @@ def evaluate_model(
     from wordocr.evaluate import evaluate
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    result = evaluate(model.path, test_data.path)
+    result = evaluate(model.metadata.get("uri") or model.path, test_data.metadata.get("uri") or test_data.path)
     metrics.log_metric("word_accuracy", result["word_accuracy"])
     metrics.log_metric("cer", result["cer"])
     metrics.log_metric("count", result["count"])

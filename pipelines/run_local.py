@@ -119,6 +119,10 @@ def wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 120.0) ->
     raise RuntimeError(f"the predictor was not ready at {url} after {timeout_s:.0f} s")
 
 
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(model_uri: str, model_name: str, port: int) -> int:
     """Run the predictor in the foreground until Ctrl-C; return its exit code."""
     command = [
@@ -136,6 +140,8 @@ def serve(model_uri: str, model_name: str, port: int) -> int:
     ]
     log.info("starting the predictor: %s", " ".join(command))
     process = subprocess.Popen(command)
+    # A `kill` (SIGTERM) stops it as Ctrl-C does, so the predictor is never left behind.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         wait_ready(f"http://127.0.0.1:{port}/v1/models/{model_name}", process)
         print(f"\nThe model is served on http://localhost:{port} (Ctrl-C stops it). Try:\n", flush=True)

@@ -18,8 +18,10 @@ from kserve import ModelServer, model_server
 from kserve.logging import KSERVE_LOGGER_DATE_FORMAT, KSERVE_LOGGER_FORMAT
 
 from serving.body_limit import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from serving.http_guards import install_http_guards
 from serving.predictor import WordOCRModel
 from serving.prototype_routes import add_prototype_routes
+from serving.web_page import add_web_page
 
 DEFAULT_MODEL_DIR = "/mnt/models"
 DEFAULT_MODEL_NAME = "word-ocr"
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     model = WordOCRModel(args.model_name, args.model_dir)
     model.load()
     add_prototype_routes(model_server.app, model)
+    add_web_page(model_server.app, model.name)  # GET / for browsers (kserve's liveness JSON for others), /ui
+    install_http_guards(model_server.app)  # 4xx, not 5xx, for bad input kserve's layer trips on
     model_server.app.add_middleware(BodySizeLimit, max_body_bytes=args.max_request_bytes)
     server.start([model])
 

@@ -15,6 +15,9 @@ API (both protocols take batches; results keep the order of the instances):
 
 * v1 ``{"instances": [{"word": "game"}, {"image_b64": "<base64 PNG/JPEG>"}]}`` ->
   ``{"predictions": [{"pred_text", "confidence", "top_3_paths", "top_3_confidences"}]}``.
+  An instance may add ``"return_image": true``; its prediction then also carries
+  ``"model_input_png_b64"``, the image the model read (base64 PNG, after rendering or
+  preprocessing). Off by default, so the response is unchanged unless asked for.
 * v2 inputs named ``word`` and/or ``image``, datatype ``BYTES``, shape ``[N]`` (or
   ``[N, 1]``), data UTF-8 words or base64 images -> outputs ``pred_text`` BYTES ``[N]``,
   ``confidence`` FP32 ``[N]``, ``top_3_paths`` BYTES ``[N, 3]``, ``top_3_confidences``
@@ -41,6 +44,8 @@ from wordocr.alphabet import Alphabet, InvalidWordError
 
 WORD_KEY = "word"
 IMAGE_KEY = "image_b64"
+RETURN_IMAGE_KEY = "return_image"
+MODEL_INPUT_KEY = "model_input_png_b64"
 V2_WORD_INPUT = "word"
 V2_IMAGE_INPUT = "image"
 DATA_URL_PREFIX = "data:"
@@ -70,6 +75,7 @@ class WorkItem:
     where: str  # how the client names this item in errors, e.g. "instances[3]"
     word: str | None = None
     image: bytes | None = None
+    return_image: bool = False  # v1 only: send back the model input as a PNG
 
     @property
     def kind(self) -> Literal["word", "image"]:
@@ -156,7 +162,9 @@ _V1_EXAMPLE = '{"instances": [{"word": "game"}]} or {"instances": [{"image_b64":
 def _json_from_raw(body: bytes | bytearray | str) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting deeper than Python's stack ("[[[[..."); kserve's own JSON path
+        # (orjson) refuses such bodies too.
         raise InvalidInput(f"expected a JSON body like {_V1_EXAMPLE}") from None
 
 
@@ -184,15 +192,23 @@ def parse_v1(
             raise InvalidInput(
                 f'{where} must be an object with "{WORD_KEY}" or "{IMAGE_KEY}", got {_json_type(instance)}'
             )
-        unknown = sorted(set(instance) - {WORD_KEY, IMAGE_KEY})
+        unknown = sorted(set(instance) - {WORD_KEY, IMAGE_KEY, RETURN_IMAGE_KEY})
         if unknown:
-            raise InvalidInput(f'{where} has unknown keys {unknown}; use "{WORD_KEY}" or "{IMAGE_KEY}"')
+            raise InvalidInput(
+                f'{where} has unknown keys {unknown}; use "{WORD_KEY}" or "{IMAGE_KEY}" (and optionally '
+                f'"{RETURN_IMAGE_KEY}")'
+            )
         if (WORD_KEY in instance) == (IMAGE_KEY in instance):
             raise InvalidInput(f'{where} must have exactly one of "{WORD_KEY}" or "{IMAGE_KEY}"')
+        return_image = instance.get(RETURN_IMAGE_KEY, False)
+        if not isinstance(return_image, bool):
+            raise InvalidInput(f'{where}: "{RETURN_IMAGE_KEY}" must be true or false, got {_json_type(return_image)}')
         if WORD_KEY in instance:
-            items.append(WorkItem(where, word=normalise_word(instance[WORD_KEY], where, alphabet, max_word_length)))
+            word = normalise_word(instance[WORD_KEY], where, alphabet, max_word_length)
+            items.append(WorkItem(where, word=word, return_image=return_image))
         else:
-            items.append(WorkItem(where, image=decode_base64_image(instance[IMAGE_KEY], where, limits)))
+            image = decode_base64_image(instance[IMAGE_KEY], where, limits)
+            items.append(WorkItem(where, image=image, return_image=return_image))
     return ParsedRequest(items, "v1")
 
 
@@ -202,6 +218,7 @@ def parse_v1(
 def parse_v2(
     request: InferRequest, alphabet: Alphabet, max_word_length: int, limits: ServingLimits = DEFAULT_LIMITS
 ) -> ParsedRequest:
+    _check_v2_text_fields(request)
     inputs = list(request.inputs or [])
     if not inputs:
         raise InvalidInput(f'no inputs: send an input named "{V2_WORD_INPUT}" or "{V2_IMAGE_INPUT}"')
@@ -224,6 +241,29 @@ def parse_v2(
             else:
                 items.append(WorkItem(where, image=decode_base64_image(value, where, limits)))
     return ParsedRequest(items, "v2", infer_request=request)
+
+
+def _check_v2_text_fields(request: InferRequest) -> None:
+    """The request's names and id are strings that a JSON response can carry.
+
+    A JSON body's lone surrogate ("\\ud800") is valid JSON but not UTF-8: echoed in the response
+    id or an error message it would fail the response's encoding (a 500). The binary extension
+    skips kserve's schema, so the types are checked here as well.
+    """
+    fields = [("id", request.id)] if request.id is not None else []
+    for i, inp in enumerate(request.inputs or []):
+        fields += [(f"inputs[{i}].name", inp.name), (f"inputs[{i}].datatype", inp.datatype)]
+        if not isinstance(inp.shape, list | tuple):
+            raise InvalidInput(f"inputs[{i}].shape must be a list of integers, got {_json_type(inp.shape)}")
+    for i, out in enumerate(request.request_outputs or []):
+        fields.append((f"outputs[{i}].name", out.name))
+    for what, value in fields:
+        if not isinstance(value, str):
+            raise InvalidInput(f"{what} must be a string, got {_json_type(value)}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f"{what} is not valid UTF-8 text (a lone surrogate?): {value!r}") from None
 
 
 def _v2_count(inp) -> int:
@@ -275,18 +315,25 @@ def _top(recognition, k: int) -> tuple[list[str], list[float]]:
     return [str(p) for p, _ in pairs], [float(c) for _, c in pairs]
 
 
-def v1_prediction(recognition, top_k: int = DEFAULT_LIMITS.top_k) -> dict:
+def v1_prediction(recognition, top_k: int = DEFAULT_LIMITS.top_k, model_input_png: bytes | None = None) -> dict:
     paths, confidences = _top(recognition, top_k)
-    return {
+    prediction = {
         "pred_text": str(recognition.text),
         "confidence": float(recognition.confidence),
         f"top_{top_k}_paths": paths,
         f"top_{top_k}_confidences": confidences,
     }
+    if model_input_png is not None:
+        prediction[MODEL_INPUT_KEY] = base64.b64encode(model_input_png).decode("ascii")
+    return prediction
 
 
-def v1_response(recognitions: list, top_k: int = DEFAULT_LIMITS.top_k) -> dict:
-    return {"predictions": [v1_prediction(r, top_k) for r in recognitions]}
+def v1_response(
+    recognitions: list, top_k: int = DEFAULT_LIMITS.top_k, model_input_pngs: list[bytes | None] | None = None
+) -> dict:
+    """``model_input_pngs``: per recognition, the PNG to return (items that asked) or None."""
+    pngs = model_input_pngs or [None] * len(recognitions)
+    return {"predictions": [v1_prediction(r, top_k, png) for r, png in zip(recognitions, pngs, strict=True)]}
 
 
 def v2_response(

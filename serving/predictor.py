@@ -8,6 +8,7 @@ kserve's ``ModelServer`` (started by ``python -m serving``).
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import time
@@ -52,6 +53,7 @@ def resolve_artifact_uri(model_dir: str) -> str:
 class RecognizedBatch:
     request: ParsedRequest
     recognitions: list  # list[wordocr.recognizer.Recognition], one per request item
+    model_input_pngs: list[bytes | None]  # per item: the model input as PNG if the item asked for it
 
 
 class WordOCRModel(Model):
@@ -74,7 +76,7 @@ class WordOCRModel(Model):
         self.recognizer = Recognizer.load(artifact_uri)
         # One word end to end loads the font and warms the beam decoder (the recognizer traced the
         # model already): the first client's request should not pay for either.
-        self._recognize([WorkItem("warm-up", word="warm")])
+        self._recognize([WorkItem("warm-up", word="warm", return_image=True)])
         spec = self.recognizer.spec
         log.info(
             "loaded %s in %.1f s: input %dx%d, max word length %d, info %s",
@@ -100,8 +102,8 @@ class WordOCRModel(Model):
         self, payload: ParsedRequest, headers: dict[str, str] | None = None, response_headers=None
     ) -> RecognizedBatch:
         loop = asyncio.get_running_loop()
-        recognitions = await loop.run_in_executor(self._executor, self._recognize, payload.items)
-        return RecognizedBatch(payload, recognitions)
+        recognitions, model_input_pngs = await loop.run_in_executor(self._executor, self._recognize, payload.items)
+        return RecognizedBatch(payload, recognitions, model_input_pngs)
 
     async def postprocess(
         self, result: RecognizedBatch, headers: dict[str, str] | None = None, response_headers=None
@@ -109,7 +111,7 @@ class WordOCRModel(Model):
         top_k = self.limits.top_k
         if result.request.protocol == "v2":
             return payloads.v2_response(result.recognitions, self.name, result.request.infer_request, top_k)
-        return payloads.v1_response(result.recognitions, top_k)
+        return payloads.v1_response(result.recognitions, top_k, result.model_input_pngs)
 
     def stop(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -117,9 +119,11 @@ class WordOCRModel(Model):
 
     # ------------------------------------------------------------------ on the inference thread
 
-    def _recognize(self, items: list[WorkItem]) -> list:
+    def _recognize(self, items: list[WorkItem]) -> tuple[list, list[bytes | None]]:
         images = np.stack([self._model_input(item) for item in items])
-        return self.recognizer.recognize(images, top_k=self.limits.top_k)
+        recognitions = self.recognizer.recognize(images, top_k=self.limits.top_k)
+        pngs = [_png(image) if item.return_image else None for item, image in zip(items, images, strict=True)]
+        return recognitions, pngs
 
     def _model_input(self, item: WorkItem) -> np.ndarray:
         from wordocr.preprocess import InvalidImageError, decode_image_bytes, preprocess
@@ -135,3 +139,12 @@ class WordOCRModel(Model):
             log.info("%s: unreadable image: %s", item.where, exc)
             raise payloads.image_error(item.where, exc) from None
         return preprocess(image, spec)
+
+
+def _png(image: np.ndarray) -> bytes:
+    """A model input (uint8 gray [height, width], so an 8-bit gray PNG) as PNG bytes."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()

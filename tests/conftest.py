@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from tests.gcs import GcsServer, run_gcs_server
+from tests.serving_server import MAX_REQUEST_BYTES, Server, running_server
+from tests.tiny_data import TINY_SPEC
+from wordocr.alphabet import DEFAULT_ALPHABET
 
 
 @pytest.fixture(scope="session")
 def gcs_server() -> GcsServer:
     """A fake-gcs-server on 127.0.0.1 with one bucket; STORAGE_EMULATOR_HOST points at it."""
     yield from run_gcs_server()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """An untrained tiny model artifact (TINY_SPEC: 32x96, words up to 8 letters)."""
+    from wordocr.artifact import save_artifact
+    from wordocr.model import TINY_MODEL_SIZE, build_model
+
+    out = tmp_path_factory.mktemp("model")
+    model = build_model(TINY_SPEC, DEFAULT_ALPHABET, TINY_MODEL_SIZE, name="untrained_tiny")
+    save_artifact(model, str(out), TINY_SPEC, DEFAULT_ALPHABET, extra={"trained": False})
+    return out
+
+
+@pytest.fixture(scope="session")
+def server(model_dir, tmp_path_factory) -> Iterator[Server]:
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    limit = ("--max_request_bytes", str(MAX_REQUEST_BYTES))
+    with running_server(model_dir, log_path, "--enable_grpc", "false", *limit) as srv:
+        yield srv

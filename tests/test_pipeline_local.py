@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from pipelines import run_local
+from wordocr import shards
 from wordocr.publish import current_model
 
 pytestmark = pytest.mark.slow
@@ -39,6 +40,17 @@ def test_a_model_at_or_above_the_gate_is_deployed(deployed_workdir):
     version = deployed_workdir / "serving" / "word-ocr" / pointer["version"]
     assert (version / "spec.json").is_file() and (version / "model.keras").is_file()
     assert 0.0 <= pointer["metrics"]["word_accuracy"] <= 1.0
+
+
+def test_train_shards_are_collected_into_one_dataset_with_its_manifest(deployed_workdir):
+    # One task per shard (the ParallelFor), then collect-shards: every shard in one folder, manifest last.
+    [dataset] = (deployed_workdir / "pipeline_root").rglob("collect-shards/dataset")
+    manifest = shards.read_manifest(str(dataset))
+    assert manifest.count == 192
+    assert sorted(p.name for p in dataset.glob("*.tfrecord")) == [s.name for s in manifest.shards] == [
+        shards.shard_name(0, 2), shards.shard_name(1, 2)
+    ]  # fmt: skip
+    assert len(list((deployed_workdir / "pipeline_root").rglob("generate-shard/shard"))) == 2
 
 
 def test_evaluation_writes_a_metrics_report(deployed_workdir):

@@ -1,12 +1,30 @@
 """The committed pipeline YAML is what the source compiles to, and it holds what a cluster needs."""
 
+from functools import cache
+
 import yaml
 
+from components import resources
 from pipelines.compile import COMPILED_PATH, compile_pipeline
 
 
-def _spec():
-    return yaml.safe_load(COMPILED_PATH.read_text())
+@cache
+def _documents() -> tuple[dict, dict]:
+    """(pipeline spec, platform spec): kfp-kubernetes settings are compiled into a second YAML document."""
+    pipeline, platform = yaml.safe_load_all(COMPILED_PATH.read_text())
+    return pipeline, platform
+
+
+def _spec() -> dict:
+    return _documents()[0]
+
+
+def _root_tasks() -> dict:
+    return _spec()["root"]["dag"]["tasks"]
+
+
+def _executors() -> dict:
+    return _spec()["deploymentSpec"]["executors"]
 
 
 def test_compiled_yaml_is_up_to_date(tmp_path):
@@ -18,30 +36,117 @@ def test_pipeline_parameters_and_defaults():
     params = _spec()["root"]["inputDefinitions"]["parameters"]
     assert params["accuracy_gate"]["defaultValue"] == 0.95
     assert "defaultValue" not in params["serving_root"], "the serving root is the user's, never a machine path"
+    # "" = KFP artifacts / no checkpoints: no machine path or bucket is baked into the spec.
+    assert params["data_root"]["defaultValue"] == ""
+    assert params["checkpoint_root"]["defaultValue"] == ""
+    assert params["num_shards"]["defaultValue"] == 8
     for name in ("train_samples", "epochs", "seed", "test_tier", "model_name"):
         assert name in params
 
 
 def test_deploy_is_guarded_by_the_accuracy_gate():
-    tasks = _spec()["root"]["dag"]["tasks"]
-    passed = tasks["condition-branches-1"]["componentRef"]["name"]
-    branches = _spec()["components"][passed]["dag"]["tasks"]
+    [branches_task] = [t for t in _root_tasks().values() if t["componentRef"]["name"].startswith("comp-condition-")]
+    branches = _spec()["components"][branches_task["componentRef"]["name"]]["dag"]["tasks"]
     by_name = {task["taskInfo"]["name"]: task for task in branches.values()}
     gate = by_name["accuracy-gate-passed"]["triggerPolicy"]["condition"]
     assert "word_accuracy" in gate and ">=" in gate and "accuracy_gate" in gate
     assert by_name["accuracy-gate-failed"]["triggerPolicy"]["condition"].startswith("!(")
 
     deploy_branch = _spec()["components"][by_name["accuracy-gate-passed"]["componentRef"]["name"]]
-    assert [t["taskInfo"]["name"] for t in deploy_branch["dag"]["tasks"].values()] == ["deploy"]
+    passed_tasks = {t["taskInfo"]["name"]: t for t in deploy_branch["dag"]["tasks"].values()}
+    assert set(passed_tasks) == {"deploy", "roll-out-to-kserve"}
+    deploy = passed_tasks["deploy"]
+    assert deploy["cachingOptions"].get("enableCache") is not True, "publishing must never come from the cache"
     reject_branch = _spec()["components"][by_name["accuracy-gate-failed"]["componentRef"]["name"]]
     assert [t["taskInfo"]["name"] for t in reject_branch["dag"]["tasks"].values()] == ["reject (below gate)"]
 
 
 def test_every_task_runs_in_a_project_image():
-    executors = _spec()["deploymentSpec"]["executors"]
-    images = {name: e["container"]["image"] for name, e in executors.items()}
+    images = {name: e["container"]["image"] for name, e in _executors().items()}
     assert images["exec-train-model"].startswith("ghcr.io/word-ocr/trainer:")
     assert all(image.startswith("ghcr.io/word-ocr/") for image in images.values())
     # No task may pip-install at run time: the cluster pulls images, nothing else.
-    for executor in executors.values():
+    for executor in _executors().values():
         assert "pip install" not in " ".join(executor["container"].get("command", []))
+
+
+def test_every_task_requests_and_limits_cpu_and_memory():
+    for name, executor in _executors().items():
+        requested = executor["container"].get("resources", {})
+        for key in ("resourceCpuRequest", "resourceCpuLimit", "resourceMemoryRequest", "resourceMemoryLimit"):
+            assert requested.get(key), f"{name} has no {key}"
+
+
+def test_training_requests_a_gpu_on_the_gpu_node_pool():
+    train = _executors()["exec-train-model"]["container"]["resources"]
+    gpu = resources.TRAINER_GPU
+    assert train["accelerator"]["resourceType"] == gpu.accelerator == "nvidia.com/gpu"
+    assert train["accelerator"]["resourceCount"] == str(gpu.count)
+    assert train["resourceCpuRequest"] == resources.TRAIN.cpu_request
+    assert train["resourceMemoryLimit"] == resources.TRAIN.memory_limit
+    assert [n for n, e in _executors().items() if "accelerator" in e["container"]["resources"]] == ["exec-train-model"]
+
+    platform = _documents()[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    on_gpu_nodes = [name for name, e in platform.items() if "nodeSelector" in e or "tolerations" in e]
+    assert on_gpu_nodes == ["exec-train-model"], "only training goes to (and tolerates) the GPU nodes"
+    assert platform["exec-train-model"]["nodeSelector"]["labels"] == {gpu.node_label: gpu.node_label_value}
+    assert platform["exec-train-model"]["tolerations"] == [
+        {"key": gpu.taint_key, "operator": "Exists", "effect": gpu.taint_effect}
+    ]
+
+
+def test_training_checkpoints_under_the_run_id_and_is_retried():
+    train = _root_tasks()["train-model"]
+    params = train["inputs"]["parameters"]
+    assert params["checkpoint_root"] == {"componentInputParameter": "checkpoint_root"}
+    # The same id for a retried pod of the same run: the retry finds the checkpoint and resumes.
+    assert params["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+    assert train["retryPolicy"]["maxRetryCount"] == resources.RETRY.num_retries
+
+
+def test_train_data_is_generated_by_a_parallel_for_over_the_shards():
+    tasks = _root_tasks()
+    [loop] = [t for t in tasks.values() if "parameterIterator" in t]
+    assert loop["taskInfo"]["name"] == "train-shards"
+    items = loop["parameterIterator"]["items"]["inputParameter"]
+    assert loop["inputs"]["parameters"][items]["taskOutputParameter"]["producerTask"] == "plan-shards"
+    assert tasks["plan-shards"]["inputs"]["parameters"]["num_shards"] == {"componentInputParameter": "num_shards"}
+
+    body = _spec()["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(body) == ["generate-shard"]
+    assert body["generate-shard"]["retryPolicy"]["maxRetryCount"] == resources.RETRY.num_retries
+    assert body["generate-shard"]["inputs"]["parameters"]["shard_index"] == {
+        "componentInputParameter": loop["parameterIterator"]["itemInput"]
+    }
+
+    # One collect task gathers every shard (dsl.Collected) and writes the manifest; training reads its output.
+    collected = tasks["collect-shards"]["inputs"]["artifacts"]["shards"]["taskOutputArtifact"]
+    assert collected["producerTask"] == "for-loop-1"
+    assert _spec()["components"]["comp-collect-shards"]["inputDefinitions"]["artifacts"]["shards"]["isArtifactList"]
+    train_data = tasks["train-model"]["inputs"]["artifacts"]["train_data"]["taskOutputArtifact"]
+    assert train_data == {"outputArtifactKey": "dataset", "producerTask": "collect-shards"}
+    # Validation and test data stay single tasks.
+    splits = {t["inputs"]["parameters"]["split"]["runtimeValue"]["constant"] for n, t in tasks.items()
+              if n.startswith("generate-words")}  # fmt: skip
+    assert splits == {"val", "test"}
+
+
+def test_the_kserve_rollout_runs_only_with_a_namespace():
+    [branches_task] = [t for t in _root_tasks().values() if t["componentRef"]["name"].startswith("comp-condition-")]
+    branches = _spec()["components"][branches_task["componentRef"]["name"]]["dag"]["tasks"]
+    passed = next(t for t in branches.values() if t["taskInfo"]["name"] == "accuracy-gate-passed")
+    inner = _spec()["components"][passed["componentRef"]["name"]]["dag"]["tasks"]
+    rollout_branch = next(t for t in inner.values() if t["taskInfo"]["name"] == "roll-out-to-kserve")
+    condition = rollout_branch["triggerPolicy"]["condition"]
+    assert "isvc_namespace" in condition and "!=" in condition
+    rollout_tasks = _spec()["components"][rollout_branch["componentRef"]["name"]]["dag"]["tasks"]
+    [rollout] = rollout_tasks.values()
+    assert rollout["taskInfo"]["name"] == "roll out to KServe"
+    # The published version, not the trained artifact, is what the InferenceService serves.
+    channel = rollout["inputs"]["parameters"]["model_uri"]["componentInputParameter"]
+    source = rollout_branch["inputs"]["parameters"][channel]["taskOutputParameter"]
+    assert source["producerTask"] == "deploy-model"
+
+    template = _spec()["root"]["inputDefinitions"]["parameters"]
+    assert template["isvc_namespace"]["defaultValue"] == ""
+    assert template["canary_percent"]["defaultValue"] == 10

@@ -10,103 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 from PIL import Image
 
+from tests.serving_server import (  # noqa: F401 (shared with other serving tests)
+    MAX_INSTANCES,
+    MAX_REQUEST_BYTES,
+    MODEL,
+    REPO_ROOT,
+    Server,
+    _free_port,
+    running_server,
+)
 from tests.tiny_data import TINY_SPEC, render_word
 from wordocr.alphabet import DEFAULT_ALPHABET
-
-MODEL = "word-ocr"
-REPO_ROOT = Path(__file__).resolve().parents[1]
-STARTUP_TIMEOUT_S = 120.0
-MAX_INSTANCES = 256  # serving.payloads.DEFAULT_LIMITS.max_instances
-MAX_REQUEST_BYTES = 2_000_000  # the test server's --max_request_bytes
-
-
-@dataclass
-class Server:
-    url: str
-    log_path: Path
-    process: subprocess.Popen
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    """An untrained tiny model artifact (TINY_SPEC: 32x96, words up to 8 letters)."""
-    from wordocr.artifact import save_artifact
-    from wordocr.model import TINY_MODEL_SIZE, build_model
-
-    out = tmp_path_factory.mktemp("model")
-    model = build_model(TINY_SPEC, DEFAULT_ALPHABET, TINY_MODEL_SIZE, name="untrained_tiny")
-    save_artifact(model, str(out), TINY_SPEC, DEFAULT_ALPHABET, extra={"trained": False})
-    return out
-
-
-@contextlib.contextmanager
-def running_server(model_dir: Path, log_path: Path, *extra_args: str) -> Iterator[Server]:
-    """``python -m serving`` as a subprocess, ready to answer; always stopped afterwards."""
-    port = _free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving", "--model_dir", str(model_dir), "--model_name", MODEL,
-             "--http_port", str(port), *extra_args],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    srv = Server(f"http://127.0.0.1:{port}", log_path, process)
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode} before it was ready:\n{srv.log_tail()}")
-            try:
-                if requests.get(f"{srv.url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready after {STARTUP_TIMEOUT_S} s:\n{srv.log_tail()}")
-            time.sleep(0.25)
-        yield srv
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture(scope="session")
-def server(model_dir, tmp_path_factory) -> Iterator[Server]:
-    log_path = tmp_path_factory.mktemp("server") / "server.log"
-    limit = ("--max_request_bytes", str(MAX_REQUEST_BYTES))
-    with running_server(model_dir, log_path, "--enable_grpc", "false", *limit) as srv:
-        yield srv
-
 
 # --------------------------------------------------------------------------- helpers
 

@@ -247,7 +247,32 @@ def generate_dataset(
     infos = _generate_shards(out_uri, split, num_samples, seed, font_set, tier, num_shards, workers, spec)
     elapsed = time.perf_counter() - started
     log.info("generated %d samples in %.1f s (%.0f images/s)", num_samples, elapsed, num_samples / max(elapsed, 1e-9))
+    return finish_dataset(out_uri, infos, split, num_samples, seed, font_set, tier, num_shards, spec)
 
+
+def finish_dataset(
+    out_uri: str,
+    infos: list[shards.ShardInfo],
+    split: str,
+    num_samples: int,
+    seed: int,
+    font_set: str = "train",
+    tier: str = "train",
+    num_shards: int = 4,
+    spec: InputSpec = DEFAULT_INPUT_SPEC,
+) -> shards.Manifest:
+    """Write the preview, then the manifest, over shards already in ``out_uri`` (made by
+    ``generate_shard``, perhaps in separate processes or pipeline tasks).
+
+    ``infos`` may come in any order; every shard of the dataset must be among them, once.
+    """
+    _check_args(split, tier, font_set, 0, num_shards, num_samples)
+    by_name = {info.name: info for info in infos}
+    expected = [shards.shard_name(i, num_shards) for i in range(num_shards)]
+    if len(infos) != num_shards or sorted(by_name) != expected:
+        raise ValueError(f"expected shards {expected}, got {sorted(info.name for info in infos)}")
+    infos = [by_name[name] for name in expected]
+    params = dataset_params(split, num_samples, seed, font_set, tier, num_shards, spec)
     preview = _preview_samples(split, num_samples, seed, font_set, tier, num_shards, spec)
     storage.write_bytes(storage.join(out_uri, PREVIEW_NAME), contact_sheet(preview))
     manifest = shards.Manifest(

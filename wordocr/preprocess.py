@@ -10,6 +10,7 @@ input width (squashed horizontally only if the word would not fit).
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
@@ -449,12 +450,17 @@ def _stretch_lut(crop: np.ndarray, inverted: bool, paper: int) -> np.ndarray:
     return np.clip((levels - ink) * (255.0 / (paper - ink)), 0, 255).round().astype(np.uint8)
 
 
+# What a client may send. Only formats Pillow decodes itself: EPS/PS would run Ghostscript on the
+# client's bytes, and the long tail of rare plugins is where malformed files raise odd exceptions.
+DECODE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+
+
 class InvalidImageError(ValueError):
     """Bytes that are not an image this service can read (with a message saying why)."""
 
 
 def decode_image_bytes(data: bytes, max_pixels: int = 20_000_000) -> np.ndarray:
-    """Decode PNG/JPEG/GIF/BMP/TIFF/WebP... bytes to uint8 gray, refusing what is not safe to read.
+    """Decode PNG/JPEG/GIF/BMP/TIFF/WebP bytes (DECODE_FORMATS) to uint8 gray, refusing what is not safe to read.
 
     The pixel count is checked from the header, before any pixel is decoded, so a small file
     claiming a huge canvas (a decompression bomb) costs nothing.
@@ -466,7 +472,7 @@ def decode_image_bytes(data: bytes, max_pixels: int = 20_000_000) -> np.ndarray:
         # Image.MAX_IMAGE_PIXELS (DecompressionBombError, turned into InvalidImageError below);
         # our own, lower limit is checked here, before decoding. (No warnings.catch_warnings:
         # it is process-global and the predictor decodes in threads.)
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=DECODE_FORMATS) as image:
             width, height = image.size
             if width <= 0 or height <= 0:
                 raise InvalidImageError(f"image has zero size ({width}x{height})")
@@ -482,5 +488,7 @@ def decode_image_bytes(data: bytes, max_pixels: int = 20_000_000) -> np.ndarray:
         raise InvalidImageError(f"image is too large to decode safely: {exc}") from exc
     except Image.UnidentifiedImageError as exc:
         raise InvalidImageError("data is not an image in a format this service reads") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, ArithmeticError, LookupError, struct.error) as exc:
+        # A malformed file reaches corners of Pillow's parsers that raise whatever the bad value
+        # hit first (a TIFF strip offset given as a fraction: TypeError; a huge one: OverflowError).
         raise InvalidImageError(f"image is truncated or corrupt: {exc}") from exc

@@ -1,0 +1,77 @@
+"""The real predictor (``python -m serving``) as a subprocess on loopback, for the HTTP tests.
+
+The session fixtures ``model_dir`` (an untrained tiny model) and ``server`` that use it live in
+conftest.py, so every test file shares one server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+MODEL = "word-ocr"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT_S = 120.0
+MAX_INSTANCES = 256  # serving.payloads.DEFAULT_LIMITS.max_instances
+MAX_REQUEST_BYTES = 2_000_000  # the test server's --max_request_bytes
+
+
+@dataclass
+class Server:
+    url: str
+    log_path: Path
+    process: subprocess.Popen
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(model_dir: Path, log_path: Path, *extra_args: str) -> Iterator[Server]:
+    """``python -m serving`` as a subprocess, ready to answer; always stopped afterwards."""
+    port = _free_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "serving", "--model_dir", str(model_dir), "--model_name", MODEL,
+             "--http_port", str(port), *extra_args],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    srv = Server(f"http://127.0.0.1:{port}", log_path, process)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode} before it was ready:\n{srv.log_tail()}")
+            try:
+                if requests.get(f"{srv.url}/v2/health/ready", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready after {STARTUP_TIMEOUT_S} s:\n{srv.log_tail()}")
+            time.sleep(0.25)
+        yield srv
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
