@@ -53,7 +53,10 @@ lint: $(STAMP) ## ruff
 compile: $(STAMP) ## regenerate the compiled pipeline YAML
 	$(PY) -m pipelines.compile
 
-bench: $(STAMP) ## measure accuracy per tier, latency, throughput, memory -> bench/report.json (after `make run`)
+bench: $(STAMP) ## accuracy per tier (ours and Tesseract, same images), latency, load, memory -> bench/report.json (after `make run`)
+	bash tools/install_system_packages.sh bench
+	$(BIN)/pip install -q --disable-pip-version-check --no-binary tesserocr -r requirements-bench.txt \
+		|| echo "note: tesserocr did not install; the bench reports Tesseract as not installed" >&2
 	$(PY) -m bench.run --model $(WORKDIR)/serving/word-ocr $(BENCH_FLAGS)
 
 # `make submit`: the KFP API endpoint and the serving root (docs/cluster.md).

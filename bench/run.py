@@ -8,7 +8,9 @@ on the same machine only):
   training fonts and in the held-out fonts the model never saw;
 - in-process latency of one image (render, preprocess, model, decode) and batched throughput;
 - latency of each HTTP endpoint over loopback against the real ModelServer, and its peak RSS;
-- model size, training throughput (from the artifact), generation throughput on one core.
+- model size, training throughput (from the artifact), generation throughput on one core;
+- Tesseract (``bench/tesseract.py``, when tesserocr is installed) on the very same test images:
+  accuracy and CER per cell, in-process latency of one image and throughput.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ def _timed(fn, repeats: int) -> list[float]:
     return times
 
 
-def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path) -> dict:
+def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, tesseract=None) -> dict:
+    """Our model per font set x tier; with a ``TesseractReader``, Tesseract on the same images too."""
     from wordocr.evaluate import evaluate
     from wordocr.generate import generate_dataset
     from wordocr.recognizer import Recognizer
@@ -75,7 +78,29 @@ def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path) ->
                 "short_words_accuracy": _short_word_accuracy(metrics),
             }
             log.info("accuracy %s/%s: %.4f", font_set, tier, metrics["word_accuracy"])
+            if tesseract is not None:
+                peer = evaluate_tesseract(tesseract, str(data))
+                if peer["count"] != metrics["count"]:
+                    raise RuntimeError(f"{data}: Tesseract read {peer['count']} images, the model {metrics['count']}")
+                results[f"{font_set}/{tier}"]["tesseract"] = peer
+                log.info("tesseract %s/%s: %.4f", font_set, tier, peer["word_accuracy"])
     return results
+
+
+def evaluate_tesseract(reader, dataset_uri: str) -> dict:
+    """Tesseract's word accuracy and CER on every sample of a dataset (the ones ``evaluate`` reads)."""
+    from wordocr import shards
+    from wordocr.metrics import character_error_rate, word_accuracy
+
+    preds, truths = [], []
+    for sample in shards.iter_samples(dataset_uri):
+        preds.append(reader.read_one(sample.image))
+        truths.append(sample.text)
+    return {
+        "word_accuracy": round(word_accuracy(preds, truths), 4),
+        "cer": round(character_error_rate(preds, truths), 4),
+        "count": len(truths),
+    }
 
 
 def _short_word_accuracy(metrics: dict) -> float | None:
@@ -115,6 +140,35 @@ def bench_in_process(artifact_uri: str, repeats: int) -> dict:
             rate = rounds * batch / (time.perf_counter() - start)
             throughput[f"batch{batch}_{'top3' if top_k else 'greedy'}_images_per_s"] = round(rate, 1)
     return {"single_image": stages, "throughput": throughput}
+
+
+def bench_tesseract_in_process(reader, spec, repeats: int) -> dict:
+    """Tesseract's in-process latency (the same rendered, preprocessed words) and throughput."""
+    from bench.tesseract import TesseractReader, read_parallel
+    from wordocr.preprocess import preprocess
+    from wordocr.render import render_request_word
+
+    words = ["game", "word", "recognition", "ox", "kubeflow"]
+    images = [preprocess(render_request_word(w), spec) for w in words]
+    repeats = max(10, repeats // 3)  # about 10 ms an image: a third of our repeats is plenty
+    single = {
+        "upscale": percentiles(_timed(lambda: reader.prepare(images[0]), repeats)),
+        "read_one": percentiles(_timed(lambda: reader.read_one(images[0]), repeats)),
+    }
+    throughput = {}
+    batch = [images[i % len(images)] for i in range(64)]
+    for workers in sorted({1, os.cpu_count() or 1}):
+        readers = [reader] + [TesseractReader(reader.settings) for _ in range(workers - 1)]
+        try:
+            read_parallel(readers, batch[:workers])
+            start = time.perf_counter()
+            read_parallel(readers, batch)
+            rate = len(batch) / (time.perf_counter() - start)
+        finally:
+            for extra in readers[1:]:
+                extra.close()
+        throughput[f"batch{len(batch)}_{workers}_threads_images_per_s"] = round(rate, 1)
+    return {"single_image": single, "throughput": throughput}
 
 
 def _free_port() -> int:
@@ -229,15 +283,21 @@ def markdown(report: dict) -> str:
             r = report["accuracy"].get(f"{font_set}/{tier}")
             cells.append(f"{r['word_accuracy']:.1%} ({r['cer']:.3f})" if r else "-")
         lines.append(f"| {font_set} | " + " | ".join(cells) + " |")
+    lines += _tesseract_accuracy_lines(report)
     lines += ["", "## Latency", "", "| what | p50 ms | p99 ms |", "|---|---|---|"]
     for name, r in report["in_process"]["single_image"].items():
         lines.append(f"| in-process {name} | {r['p50_ms']} | {r['p99_ms']} |")
     for name, r in report["http"].items():
         if isinstance(r, dict) and name != "load":
             lines.append(f"| HTTP {name} | {r['p50_ms']} | {r['p99_ms']} |")
+    peer = report.get("tesseract", {})
+    for name, r in peer.get("in_process", {}).get("single_image", {}).items():
+        lines.append(f"| Tesseract in-process {name} | {r['p50_ms']} | {r['p99_ms']} |")
     lines += ["", "## Throughput and size", ""]
     for name, value in report["in_process"]["throughput"].items():
         lines.append(f"- {name}: {value}")
+    for name, value in peer.get("in_process", {}).get("throughput", {}).items():
+        lines.append(f"- Tesseract {name}: {value}")
     load = report["http"]["load"]
     lines.append(
         f"- load (8 clients, 20 s, mixed endpoints): {load['requests_per_s']} req/s, "
@@ -249,6 +309,41 @@ def markdown(report: dict) -> str:
     lines.append(f"- training: {report['model']['train_images_per_s']} images/s")
     lines.append(f"- generation: {report['generation']['images_per_s_one_core']} images/s on one core")
     return "\n".join(lines) + "\n"
+
+
+def _tesseract_accuracy_lines(report: dict) -> list[str]:
+    peer = report.get("tesseract")
+    if not peer:
+        return []
+    if not peer.get("available"):
+        return ["", peer["note"]]
+    lines = ["", "## Ours vs Tesseract on the same images: word accuracy (CER)", "", peer["note"], "",
+             "| fonts | " + " | ".join(f"{t}: ours | {t}: Tesseract" for t in TIERS) + " |",
+             "|---|" + "---|" * 2 * len(TIERS)]  # fmt: skip
+    for font_set in FONT_SETS:
+        cells = []
+        for tier in TIERS:
+            r = report["accuracy"].get(f"{font_set}/{tier}") or {}
+            for side in (r, r.get("tesseract")):
+                cells.append(f"{side['word_accuracy']:.1%} ({side['cer']:.3f})" if side else "-")
+        lines.append(f"| {font_set} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _tesseract_or_note(spec) -> tuple[object | None, dict]:
+    """A ``TesseractReader`` and the report's tesseract section, or None and why it is missing."""
+    from bench import tesseract
+
+    reason = tesseract.unavailable_reason()
+    if reason:
+        log.warning("%s", reason)
+        return None, {"available": False, "note": reason}
+    reader = tesseract.TesseractReader()
+    note = (f"Tesseract ({tesseract.version()}, --psm {reader.settings.psm}, a-z only) reads the same "
+            f"preprocessed {spec.height}x{spec.width} images, upscaled {reader.settings.scale}x (LANCZOS) with a "
+            f"{reader.settings.border} px white border; its output lower-cased, white space removed.")  # fmt: skip
+    return reader, {"available": True, "version": tesseract.version(), "settings": reader.settings.to_dict(),
+                    "note": note}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from serving.predictor import resolve_artifact_uri
+    from wordocr.config import InputSpec
 
     try:
         artifact_uri = resolve_artifact_uri(args.model)
@@ -281,10 +377,18 @@ def main(argv: list[str] | None = None) -> int:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": model_facts(artifact_uri),
     }
-    with tempfile.TemporaryDirectory(prefix="word-ocr-bench-") as tmp:
-        report["accuracy"] = bench_accuracy(artifact_uri, args.samples, args.seed, Path(tmp))
-        report["generation"] = bench_generation(1000, Path(tmp))
-    report["in_process"] = bench_in_process(artifact_uri, args.repeats)
+    spec = InputSpec.from_dict(report["model"]["input_spec"])
+    reader, report["tesseract"] = _tesseract_or_note(spec)
+    try:
+        with tempfile.TemporaryDirectory(prefix="word-ocr-bench-") as tmp:
+            report["accuracy"] = bench_accuracy(artifact_uri, args.samples, args.seed, Path(tmp), tesseract=reader)
+            report["generation"] = bench_generation(1000, Path(tmp))
+        report["in_process"] = bench_in_process(artifact_uri, args.repeats)
+        if reader is not None:
+            report["tesseract"]["in_process"] = bench_tesseract_in_process(reader, spec, args.repeats)
+    finally:
+        if reader is not None:
+            reader.close()
     report["http"] = bench_http(args.model, args.requests)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -71,3 +71,22 @@ def test_calls_from_several_threads_agree_with_one(recognizer, images):
 def test_info_carries_the_training_summary(recognizer):
     assert recognizer.info["training"]["best_val_word_accuracy"] >= 0.875
     assert recognizer.info["alphabet"] == recognizer.alphabet.chars
+
+
+def test_xla_buckets_give_the_plain_functions_logits_at_every_batch_size(tiny_trained, images):
+    # Sizes at and between the compiled buckets are padded; above the largest, the plain traced
+    # function runs. Every size must give the same logits as the plain function.
+    result, _, _ = tiny_trained
+    recognizer = Recognizer.load(result.artifact_uri, xla_batch_buckets=(1, 4))
+    assert recognizer._xla_sizes == [1, 4], "XLA compilation failed at load"
+    for count in (1, 2, 4, 7):
+        batch = np.resize(images, (count, *images.shape[1:]))
+        expected = recognizer._logits_fn(batch).numpy()
+        np.testing.assert_allclose(recognizer.logits(batch), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_without_xla_buckets_the_plain_function_reads_the_same(tiny_trained, recognizer, images):
+    result, _, _ = tiny_trained
+    plain = Recognizer.load(result.artifact_uri, xla_batch_buckets=())
+    assert plain._xla_sizes == []
+    np.testing.assert_allclose(plain.logits(images), recognizer.logits(images), rtol=1e-4, atol=1e-4)

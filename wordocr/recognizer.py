@@ -1,9 +1,13 @@
 """Fast inference over a model artifact: preprocessed uint8 images in, words with confidences out.
 
 Calling a Keras model eagerly or through ``model.predict`` costs 50-200 ms per image; a
-``tf.function`` traced once for a fixed ``[None, H, W]`` signature costs a few. The function is
-traced and run once at load (warm-up), so the first request pays nothing extra. A traced
-function reads the weights and keeps no per-call state, so calls from worker threads are safe.
+``tf.function`` traced once for a fixed ``[None, H, W]`` signature costs a few. Single images
+go through an XLA-compiled version of the same function, about twice as fast on CPU. XLA
+compiles once per input shape, so a batch is padded up to the next of the fixed sizes in
+``XLA_BATCH_BUCKETS``, each compiled at load; batches above them stay on the plain traced
+function, which is as fast or faster there. Everything is traced and run once at
+load (warm-up), so the first request pays nothing extra. Traced functions read the weights and
+keep no per-call state, so calls from worker threads are safe.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ from wordocr.decode import beam_decode, greedy_decode_with_confidence
 log = logging.getLogger(__name__)
 
 BEAM_WIDTH = 10
+# Batch sizes compiled with XLA at load (about 1.5-2.5 s each on 2 cores). Measured on the
+# default model on 2 shared cores: XLA halves batch-1 latency, is even at batch 4-8 and 15-20 %
+# slower at 32-256, so only single images take the XLA path; larger batches use the plain
+# traced function.
+XLA_BATCH_BUCKETS = (1,)
 
 
 @dataclass
@@ -46,7 +55,14 @@ class Recognition:
 class Recognizer:
     """Reads words from images already preprocessed to the artifact's ``InputSpec``."""
 
-    def __init__(self, model, spec: InputSpec, alphabet: Alphabet, info: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        model,
+        spec: InputSpec,
+        alphabet: Alphabet,
+        info: dict[str, Any] | None = None,
+        xla_batch_buckets: tuple[int, ...] = XLA_BATCH_BUCKETS,
+    ):
         import tensorflow as tf
 
         self.spec = spec
@@ -54,18 +70,30 @@ class Recognizer:
         self.info = info or {}
         self._model = model
 
-        @tf.function(input_signature=[tf.TensorSpec([None, spec.height, spec.width], tf.uint8, name="images")])
         def _logits(images):
             return model(tf.cast(images, tf.float32), training=False)
 
-        # The concrete function is traced now, once, and never again.
-        self._logits_fn = _logits.get_concrete_function()
-        self.logits(np.full((1, spec.height, spec.width), 255, dtype=np.uint8))
+        # Concrete functions are traced (and compiled) now, once, and never again.
+        shape = [spec.height, spec.width]
+        self._logits_fn = tf.function(_logits).get_concrete_function(tf.TensorSpec([None, *shape], tf.uint8))
+        self._xla_fns: dict[int, Any] = {}
+        compiled = tf.function(_logits, jit_compile=True)
+        for size in sorted(set(xla_batch_buckets)):
+            try:
+                fn = compiled.get_concrete_function(tf.TensorSpec([size, *shape], tf.uint8))
+                fn(np.full((size, *shape), 255, dtype=np.uint8))
+            except Exception:  # XLA is an optimisation; the plain function always works
+                log.warning("XLA compilation for batch %d failed; using the plain function", size, exc_info=True)
+                self._xla_fns.clear()
+                break
+            self._xla_fns[size] = fn
+        self._xla_sizes = sorted(self._xla_fns)
+        self.logits(np.full((1, *shape), 255, dtype=np.uint8))
 
     @classmethod
-    def load(cls, artifact_uri: str) -> Recognizer:
+    def load(cls, artifact_uri: str, xla_batch_buckets: tuple[int, ...] = XLA_BATCH_BUCKETS) -> Recognizer:
         model, spec, alphabet, info = load_artifact(artifact_uri)
-        return cls(model, spec, alphabet, info)
+        return cls(model, spec, alphabet, info, xla_batch_buckets=xla_batch_buckets)
 
     def _check(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
@@ -81,7 +109,15 @@ class Recognizer:
     def logits(self, images: np.ndarray) -> np.ndarray:
         """CTC logits ``[N, time_steps, classes]`` for uint8 ``[N, H, W]`` images."""
         images = self._check(images)
-        return self._logits_fn(images).numpy()
+        count = len(images)
+        bucket = next((size for size in self._xla_sizes if size >= count), None)
+        if bucket is None or count == 0:
+            return self._logits_fn(images).numpy()
+        if bucket > count:
+            # Pad with blank (white) images up to the compiled shape; their rows are dropped.
+            padding = np.full((bucket - count, *images.shape[1:]), 255, dtype=np.uint8)
+            images = np.concatenate([images, padding])
+        return self._xla_fns[bucket](images).numpy()[:count]
 
     def recognize(self, images: np.ndarray, top_k: int = 3) -> list[Recognition]:
         """One ``Recognition`` per image; ``top_k=0`` skips beam search (about twice the throughput)."""

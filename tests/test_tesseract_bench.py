@@ -1,0 +1,81 @@
+"""The bench's Tesseract side: the reader, its metrics on the very samples our model reads, the report."""
+
+import re
+
+import pytest
+
+from bench import run, tesseract
+from tests.tiny_data import render_word, write_dataset
+from wordocr.config import DEFAULT_INPUT_SPEC
+from wordocr.metrics import character_error_rate, word_accuracy
+from wordocr.shards import Sample
+
+WORDS = ("cat", "river", "moon", "apple", "book", "garden")
+needs_tesseract = pytest.mark.skipif(
+    tesseract.unavailable_reason() is not None,
+    reason=f"{tesseract.unavailable_reason()}: bash tools/install_system_packages.sh bench && "
+    ".venv/bin/pip install --no-binary tesserocr -r requirements-bench.txt",
+)
+
+
+@pytest.fixture(scope="module")
+def clean_samples():
+    return [Sample(render_word(w, DEFAULT_INPUT_SPEC), w, "roboto") for w in WORDS]
+
+
+@pytest.fixture(scope="module")
+def reader():
+    with tesseract.TesseractReader() as r:
+        yield r
+
+
+@needs_tesseract
+def test_reader_returns_lower_case_words_and_reads_clean_text(reader, clean_samples):
+    preds = reader.read([s.image for s in clean_samples])
+
+    assert len(preds) == len(WORDS)
+    assert all(re.fullmatch(r"[a-z]*", p) for p in preds)
+    assert word_accuracy(preds, list(WORDS)) >= 4 / 6
+    assert reader.prepare(clean_samples[0].image).size == (192 * 3 + 20, 32 * 3 + 20)
+
+
+@needs_tesseract
+def test_parallel_reading_keeps_the_order(reader, clean_samples):
+    images = [s.image for s in clean_samples]
+    with tesseract.TesseractReader() as second:
+        assert tesseract.read_parallel([reader, second], images) == reader.read(images)
+
+
+@needs_tesseract
+def test_tesseract_is_scored_on_the_dataset_samples(tmp_path, reader, clean_samples):
+    # The bench's comparison reads the dataset the model is evaluated on; shards reorder the samples,
+    # the metrics must not change.
+    uri = write_dataset(clean_samples, str(tmp_path / "test"), split="test", spec=DEFAULT_INPUT_SPEC)
+    direct = reader.read([s.image for s in clean_samples])
+
+    scored = run.evaluate_tesseract(reader, uri)
+
+    assert scored == {
+        "word_accuracy": round(word_accuracy(direct, list(WORDS)), 4),
+        "cer": round(character_error_rate(direct, list(WORDS)), 4),
+        "count": len(WORDS),
+    }
+
+
+def test_report_says_when_tesseract_is_missing(monkeypatch):
+    monkeypatch.setattr(tesseract, "unavailable_reason", lambda: tesseract.NOT_INSTALLED)
+    reader, section = run._tesseract_or_note(DEFAULT_INPUT_SPEC)
+
+    assert reader is None
+    assert run._tesseract_accuracy_lines({"tesseract": section}) == ["", tesseract.NOT_INSTALLED]
+    assert "make bench installs it" in tesseract.NOT_INSTALLED
+
+
+def test_report_puts_tesseract_beside_the_model_per_cell():
+    cell = {"word_accuracy": 0.99, "cer": 0.001, "tesseract": {"word_accuracy": 0.9, "cer": 0.02}}
+    report = {"tesseract": {"available": True, "note": "same images"},
+              "accuracy": {f"{f}/{t}": cell for f in run.FONT_SETS for t in run.TIERS}}  # fmt: skip
+
+    lines = run._tesseract_accuracy_lines(report)
+
+    assert lines[-1] == "| heldout | " + " | ".join(["99.0% (0.001) | 90.0% (0.020)"] * 3) + " |"
