@@ -349,30 +349,21 @@ def _core_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return top, bottom, left, right
 
 
-def _grow(
-    profile: np.ndarray,
-    start: int,
-    end: int,
-    gap: float,
-    reach: float,
-    lines: np.ndarray | None = None,
-    line_gap: float = 0.0,
-) -> tuple[int, int]:
+def _grow(profile: np.ndarray, start: int, end: int, gap: float, reach: float) -> tuple[int, int]:
     """[start, end) grown over non-empty ``profile`` entries at most ``gap`` away (chained), by
-    at most ``reach`` on each side; entries flagged in ``lines`` only if at most ``line_gap`` away."""
+    at most ``reach`` on each side."""
     filled = profile > MIN_PROFILE_COUNT
     tolerance = max(2, int(gap))
-    line_tolerance = max(1, int(line_gap))
     bounds = []
     for step, first, stop in ((-1, start - 1, max(0, start - max(2, int(reach))) - 1),
                               (1, end, min(len(profile), end + max(2, int(reach))))):  # fmt: skip
         edge, empty = None, 0
         for i in range(first, stop, step):
-            if filled[i] and (lines is None or not lines[i] or empty <= line_tolerance):
+            if filled[i]:
                 edge, empty = i, 0
             else:
                 empty += 1
-                if empty > tolerance or (lines is not None and lines[i] and filled[i]):
+                if empty > tolerance:
                     break
         bounds.append(edge)
     low = start if bounds[0] is None else bounds[0]
