@@ -53,30 +53,75 @@ def _wait_ready(process: subprocess.Popen, endpoint: str) -> None:
     raise RuntimeError(f"fake-gcs-server did not answer at {endpoint} within {_READY_TIMEOUT_S} s")
 
 
+def _start(port: int, *backend: str) -> subprocess.Popen:
+    """A fake-gcs-server on 127.0.0.1:``port``, answering requests when this returns."""
+    endpoint = f"http://127.0.0.1:{port}"
+    command = [str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
+               *backend, "-external-url", endpoint, "-log-level", "error"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_ready(process, endpoint)
+    except BaseException:
+        _stop(process)
+        raise
+    return process
+
+
+def _stop(process: subprocess.Popen, kill: bool = False) -> None:
+    if process.poll() is None:
+        process.kill() if kill else process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    process.stderr.close()
+
+
 def run_gcs_server() -> Iterator[GcsServer]:
     """Start the server (memory backend), point the client at it, make a bucket; stop afterwards."""
     from wordocr import storage
 
     port = _free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    command = [str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-               "-backend", "memory", "-external-url", endpoint, "-log-level", "error"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    process = _start(port, "-backend", "memory")
     try:
-        _wait_ready(process, endpoint)
         os.environ["STORAGE_EMULATOR_HOST"] = endpoint
         storage._gcs_client().create_bucket(TEST_BUCKET)
         yield GcsServer(endpoint, TEST_BUCKET)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stderr.close()
+        _stop(process)
         if previous is None:
             os.environ.pop("STORAGE_EMULATOR_HOST", None)
         else:
             os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+class RestartableGcsServer:
+    """A fake-gcs-server that keeps its objects in a folder, so it can be killed and started again on
+    the same port with its data: storage that goes away and comes back. Not thread-safe: one thread
+    starts and stops it at a time."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.port = _free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        if self._process is not None:
+            raise RuntimeError("fake-gcs-server is already running")
+        self._process = _start(self.port, "-backend", "filesystem", "-filesystem-root", str(self.root))
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, connections in flight are cut."""
+        self._stop(kill=True)
+
+    def stop(self) -> None:
+        self._stop(kill=False)
+
+    def _stop(self, kill: bool) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            _stop(process, kill=kill)

@@ -2,8 +2,10 @@
 
 Writes are atomic: a local file is written under a temporary name in the same folder and
 renamed into place; a GCS object only becomes visible once its upload completes, and an
-upload that fails leaves nothing at the final name. Transient GCS errors are retried with
-exponential backoff by the client's retry policy.
+upload that fails leaves nothing at the final name. Transient GCS errors (connection refused or
+reset, 429, 5xx) are retried with exponential backoff for ``retry_deadline_s()`` seconds
+(``$WORD_OCR_GCS_RETRY_DEADLINE_S``, default 60); if GCS is still failing then, the call raises
+``StorageError`` naming the URI and the last cause.
 
 GCS access uses Application Default Credentials (Workload Identity on GKE). The tests point
 the real client at a GCS-compatible server on loopback with ``STORAGE_EMULATOR_HOST``.
@@ -15,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import lru_cache
@@ -23,6 +26,26 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 GCS_PREFIX = "gs://"
+RETRY_DEADLINE_ENV = "WORD_OCR_GCS_RETRY_DEADLINE_S"
+DEFAULT_RETRY_DEADLINE_S = 60.0
+
+
+class StorageError(RuntimeError):
+    """A gs:// object could not be read or written: GCS kept failing for the whole retry deadline."""
+
+
+def retry_deadline_s() -> float:
+    """How long one GCS call keeps retrying transient errors: ``$WORD_OCR_GCS_RETRY_DEADLINE_S`` or 60 s."""
+    text = os.environ.get(RETRY_DEADLINE_ENV, "").strip()
+    if not text:
+        return DEFAULT_RETRY_DEADLINE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(f"{RETRY_DEADLINE_ENV} must be a positive number of seconds, got {text!r}")
+    return value
 
 
 def is_gcs(uri: str) -> bool:
@@ -67,7 +90,8 @@ def _blob(uri: str):
 
 def write_bytes(uri: str, data: bytes) -> None:
     if is_gcs(uri):
-        _blob(uri).upload_from_string(data, retry=_write_retry())
+        with _gcs_call(uri, "written") as retry:
+            _blob(uri).upload_from_string(data, retry=retry)
         return
     with _atomic_local_file(Path(uri)) as tmp_name, open(tmp_name, "wb") as tmp:
         tmp.write(data)
@@ -78,7 +102,8 @@ def write_bytes(uri: str, data: bytes) -> None:
 def upload_file(local_path: str | Path, uri: str) -> None:
     """Copy a finished local file to ``uri`` atomically."""
     if is_gcs(uri):
-        _blob(uri).upload_from_filename(str(local_path), retry=_write_retry())
+        with _gcs_call(uri, "written") as retry:
+            _blob(uri).upload_from_filename(str(local_path), retry=retry)
         return
     with _atomic_local_file(Path(uri)) as tmp_name:
         shutil.copyfile(local_path, tmp_name)
@@ -105,7 +130,8 @@ def _atomic_local_file(path: Path) -> Iterator[str]:
 
 def read_bytes(uri: str) -> bytes:
     if is_gcs(uri):
-        return _blob(uri).download_as_bytes()
+        with _gcs_call(uri, "read") as retry:
+            return _blob(uri).download_as_bytes(retry=retry)
     return Path(uri).read_bytes()
 
 
@@ -114,7 +140,13 @@ def download_file(uri: str, local_path: str | Path) -> None:
     local_path.parent.mkdir(parents=True, exist_ok=True)
     if is_gcs(uri):
         tmp = local_path.with_name(f".{local_path.name}.part")
-        _blob(uri).download_to_filename(str(tmp))
+        try:
+            with _gcs_call(uri, "read") as retry:
+                _blob(uri).download_to_filename(str(tmp), retry=retry)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
         os.replace(tmp, local_path)
         return
     shutil.copyfile(uri, local_path)
@@ -122,7 +154,8 @@ def download_file(uri: str, local_path: str | Path) -> None:
 
 def exists(uri: str) -> bool:
     if is_gcs(uri):
-        return _blob(uri).exists()
+        with _gcs_call(uri, "checked") as retry:
+            return _blob(uri).exists(retry=retry)
     return Path(uri).exists()
 
 
@@ -131,8 +164,9 @@ def list_names(prefix_uri: str) -> list[str]:
     if is_gcs(prefix_uri):
         bucket, key = _split_gcs(prefix_uri)
         key = key.rstrip("/") + "/" if key else ""
-        blobs = _gcs_client().list_blobs(bucket, prefix=key)
-        return sorted(b.name[len(key):] for b in blobs)
+        with _gcs_call(prefix_uri, "listed") as retry:
+            # The listing is fetched page by page while iterating: keep that inside the block.
+            return sorted(b.name[len(key):] for b in _gcs_client().list_blobs(bucket, prefix=key, retry=retry))
     root = Path(prefix_uri)
     if not root.exists():
         return []
@@ -142,9 +176,34 @@ def list_names(prefix_uri: str) -> list[str]:
     )
 
 
-def _write_retry():
-    # Uploads are idempotent here (the same bytes to the same name), so retrying is safe.
+@contextmanager
+def _gcs_call(uri: str, done: str) -> Iterator:
+    """The retry policy for one call on ``uri``; a transient error that outlasts it becomes a StorageError.
+
+    Errors that retrying cannot fix (404, 403, a bad request) pass through unchanged.
+    """
+    from google.api_core.exceptions import RetryError
     from google.api_core.retry import Retry
     from google.cloud.storage.retry import DEFAULT_RETRY
 
-    return Retry(predicate=DEFAULT_RETRY._predicate, initial=0.5, maximum=8.0, multiplier=2.0, timeout=60.0)
+    deadline = retry_deadline_s()
+    started = time.monotonic()
+
+    def on_error(exc: Exception) -> None:
+        log.warning("%s: %s; retrying (for up to %g s in all)", uri, exc, deadline)
+
+    # Every call here is idempotent (uploads put the same bytes at the same name), so retrying
+    # writes is as safe as retrying reads.
+    retry = Retry(predicate=DEFAULT_RETRY._predicate, initial=0.5, maximum=8.0, multiplier=2.0,
+                  timeout=deadline, on_error=on_error)
+    try:
+        yield retry
+    except Exception as exc:
+        if not isinstance(exc, RetryError) and not DEFAULT_RETRY._predicate(exc):
+            raise
+        cause = exc.cause if isinstance(exc, RetryError) and exc.cause is not None else exc
+        elapsed = time.monotonic() - started
+        raise StorageError(
+            f"{uri} could not be {done} after {elapsed:.1f} s of retries "
+            f"(deadline {deadline:g} s, ${RETRY_DEADLINE_ENV}): {type(cause).__name__}: {cause}"
+        ) from exc
