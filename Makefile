@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED := 1
 # Quieter TensorFlow start-up; errors still print.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv run run-quick serve test lint compile bench lock clean images push submit
+.PHONY: help venv run run-quick serve test tesseract lint compile bench lock clean images push submit
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,9 +43,15 @@ serve: $(STAMP) ## serve the model last deployed by `make run` (no retraining)
 	$(PY) -m pipelines.run_local --workdir $(WORKDIR) --port $(PORT) --serve-only
 
 test: $(STAMP) ## lint, then the whole test suite
-	bash tools/install_system_packages.sh
+	bash tools/install_system_packages.sh test
+	$(MAKE) --no-print-directory tesseract
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+tesseract: $(STAMP) ## Tesseract and tesserocr, the peer the bench compares with (apt when root)
+	bash tools/install_system_packages.sh bench
+	$(BIN)/pip install -q --disable-pip-version-check --no-binary tesserocr -r requirements-bench.txt \
+		|| echo "note: tesserocr did not install; its tests skip and the bench reports Tesseract as not installed" >&2
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
@@ -54,9 +60,7 @@ compile: $(STAMP) ## regenerate the compiled pipeline YAML
 	$(PY) -m pipelines.compile
 
 bench: $(STAMP) ## accuracy per tier (ours and Tesseract, same images), latency, load, memory -> bench/report.json (after `make run`)
-	bash tools/install_system_packages.sh bench
-	$(BIN)/pip install -q --disable-pip-version-check --no-binary tesserocr -r requirements-bench.txt \
-		|| echo "note: tesserocr did not install; the bench reports Tesseract as not installed" >&2
+	$(MAKE) --no-print-directory tesseract
 	$(PY) -m bench.run --model $(WORKDIR)/serving/word-ocr $(BENCH_FLAGS)
 
 # `make submit`: the KFP API endpoint and the serving root (docs/cluster.md).
