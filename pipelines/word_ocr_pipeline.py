@@ -54,21 +54,8 @@ def word_ocr_pipeline(
     its namespace and nothing else."""
     plan = resources.with_resources(plan_shards(num_shards=num_shards), resources.SMALL)
     plan.set_display_name("plan train shards")
-    with dsl.ParallelFor(plan.output, name="train-shards") as shard_index:
-        shard = generate_shard(
-            split="train",
-            shard_index=shard_index,
-            num_shards=num_shards,
-            num_samples=train_samples,
-            seed=seed,
-            tier=train_tier,
-            font_set="train",
-            data_root=data_root,
-            run_id=RUN_ID,
-        ).set_display_name("generate a train shard")
-        resources.with_retries(resources.with_resources(shard, resources.GENERATE_SHARD))
-    train_data = collect_shards(
-        shards=dsl.Collected(shard.outputs["shard"]),
+    # What identifies the train dataset: every shard task and the collect step must agree on it.
+    train_dataset = dict(
         split="train",
         num_shards=num_shards,
         num_samples=train_samples,
@@ -77,6 +64,13 @@ def word_ocr_pipeline(
         font_set="train",
         data_root=data_root,
         run_id=RUN_ID,
+    )
+    with dsl.ParallelFor(plan.output, name="train-shards") as shard_index:
+        shard = generate_shard(shard_index=shard_index, **train_dataset).set_display_name("generate a train shard")
+        resources.with_retries(resources.with_resources(shard, resources.GENERATE_SHARD))
+    train_data = collect_shards(
+        shards=dsl.Collected(shard.outputs["shard"]),
+        **train_dataset,
     ).set_display_name("collect train shards, write the manifest")
     resources.with_retries(resources.with_resources(train_data, resources.SMALL))
 
