@@ -94,3 +94,33 @@ def test_a_killed_run_resumes_after_its_last_epoch(tmp_path):
     assert started == [2]  # only the third epoch ran again
     assert result.epochs_run == 3 and len(result.history["loss"]) == 3
     assert (tmp_path / "model" / "spec.json").exists()
+    # Only the weights the final state names are kept.
+    state = json.loads((tmp_path / "ckpt" / "state.json").read_text())
+    kept = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert kept == sorted({"state.json", "last-0003.weights.h5", f"best-{state['best_epoch']:04d}.weights.h5"})
+
+
+def test_weights_saved_after_the_state_are_not_mistaken_for_it(tmp_path):
+    # A kill after an epoch's weights were written but before state.json moved on: the resumed run
+    # must load the weights of the epoch the state names, not the newer file.
+    train_uri, val_uri = write_tiny_datasets(tmp_path)
+    config = tiny_train_config(epochs=2, steps_per_epoch=1)
+    checkpoints = tmp_path / "ckpt"
+    with pytest.raises(_Killed):
+        train(train_uri, val_uri, str(tmp_path / "model"), config, checkpoint_dir=str(checkpoints),
+              callbacks=[_KillAfterEpoch(1)])
+    state = json.loads((checkpoints / "state.json").read_text())
+    assert state["epoch"] == 1
+    assert (checkpoints / "last-0001.weights.h5").is_file()
+    (checkpoints / "last-0002.weights.h5").write_bytes(b"half-written by a killed run")
+
+    started = []
+
+    class _Record(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            started.append(epoch)
+
+    result = train(train_uri, val_uri, str(tmp_path / "model"), config, checkpoint_dir=str(checkpoints),
+                   callbacks=[_Record()])
+    assert started == [1] and result.epochs_run == 2
+    assert not (checkpoints / "last-0001.weights.h5").exists()

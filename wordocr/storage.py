@@ -159,6 +159,17 @@ def exists(uri: str) -> bool:
     return Path(uri).exists()
 
 
+def delete(uri: str) -> None:
+    """Remove a file or object; one that is already gone is fine, so deleting can be repeated."""
+    if is_gcs(uri):
+        from google.api_core.exceptions import NotFound
+
+        with _gcs_call(uri, "deleted") as retry, suppress(NotFound):
+            _blob(uri).delete(retry=retry)
+        return
+    Path(uri).unlink(missing_ok=True)
+
+
 def list_names(prefix_uri: str) -> list[str]:
     """Names (relative to ``prefix_uri``) of the objects or files under it, sorted."""
     if is_gcs(prefix_uri):

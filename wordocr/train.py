@@ -144,12 +144,22 @@ def make_dataset(uri: str, alphabet: Alphabet, spec: InputSpec, batch_size: int,
 
 
 class Checkpoints:
-    LAST = "last.weights.h5"
-    BEST = "best.weights.h5"
-    STATE = "state.json"  # written last: it says which epoch the weights belong to
+    """Weights are saved under names that carry their epoch; ``state.json``, written last, says
+    which epoch is the last and which the best, so a run killed at any moment resumes from a
+    consistent pair. Files no state names any more are deleted after the state moves on."""
+
+    STATE = "state.json"
 
     def __init__(self, uri: str):
         self.uri = uri
+
+    @staticmethod
+    def _last_name(epoch: int) -> str:
+        return f"last-{epoch:04d}.weights.h5"
+
+    @staticmethod
+    def _best_name(epoch: int) -> str:
+        return f"best-{epoch:04d}.weights.h5"
 
     def _save_weights(self, model: keras.Model, name: str) -> None:
         with tempfile.TemporaryDirectory(prefix="word-ocr-ckpt-") as tmp:
@@ -164,10 +174,14 @@ class Checkpoints:
             model.load_weights(local)
 
     def save(self, model: keras.Model, state: dict[str, Any], improved: bool) -> None:
-        self._save_weights(model, self.LAST)
+        self._save_weights(model, self._last_name(state["epoch"]))
         if improved:
-            self._save_weights(model, self.BEST)
+            self._save_weights(model, self._best_name(state["epoch"]))
         storage.write_bytes(storage.join(self.uri, self.STATE), json.dumps(state).encode())
+        keep = {self.STATE, self._last_name(state["epoch"]), self._best_name(state.get("best_epoch", 0))}
+        for name in storage.list_names(self.uri):
+            if name.endswith(".weights.h5") and name not in keep:
+                storage.delete(storage.join(self.uri, name))
 
     def restore(self, model: keras.Model) -> tuple[dict[str, Any], list[np.ndarray] | None] | None:
         """Load the last epoch into ``model``; return the saved state and the best weights, or None."""
@@ -179,9 +193,9 @@ class Checkpoints:
             model.optimizer.build(model.trainable_variables)
         best = None
         if state.get("best_epoch"):
-            self._load_weights(model, self.BEST)
+            self._load_weights(model, self._best_name(state["best_epoch"]))
             best = model.get_weights()
-        self._load_weights(model, self.LAST)
+        self._load_weights(model, self._last_name(state["epoch"]))
         return state, best
 
 
