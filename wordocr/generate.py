@@ -163,23 +163,12 @@ def generate_shard(
     font_set: str = "train",
     tier: str = "train",
     spec: InputSpec = DEFAULT_INPUT_SPEC,
+    *,
+    on_samples: Callable[[int], None] | None = None,
 ) -> shards.ShardInfo:
-    """Write shard ``shard_index`` of a ``num_samples``-sample dataset (its share, not all of it)."""
-    return _write_shard(out_uri, split, shard_index, num_shards, num_samples, seed, font_set, tier, spec, None)
+    """Write shard ``shard_index`` of a ``num_samples``-sample dataset (its share, not all of it).
 
-
-def _write_shard(
-    out_uri: str,
-    split: str,
-    shard_index: int,
-    num_shards: int,
-    num_samples: int,
-    seed: int,
-    font_set: str,
-    tier: str,
-    spec: InputSpec,
-    on_samples: Callable[[int], None] | None,
-) -> shards.ShardInfo:
+    ``on_samples`` is told how many samples were made, every few, for a progress bar."""
     samples = shard_samples(split, shard_index, num_shards, num_samples, seed, font_set, tier, spec)
     if on_samples is not None:
         samples = _counted(samples, on_samples)
@@ -309,7 +298,7 @@ def _report_to_parent(count: int) -> None:
 
 
 def _shard_task(args: tuple) -> shards.ShardInfo:
-    return _write_shard(*args, on_samples=_report_to_parent)
+    return generate_shard(*args, on_samples=_report_to_parent)
 
 
 def _generate_shards(
@@ -328,7 +317,7 @@ def _generate_shards(
     with bar:
         workers = max(1, min(workers, num_shards))
         if workers == 1:
-            return [_write_shard(*task, on_samples=bar.update) for task in tasks]
+            return [generate_shard(*task, on_samples=bar.update) for task in tasks]
         # "spawn": a forked child of a process that has started TensorFlow's threads can hang.
         context = multiprocessing.get_context("spawn")
         counter = context.Value("q", 0)
