@@ -74,8 +74,8 @@ class WordOCRModel(Model):
         start = time.perf_counter()
         artifact_uri = resolve_artifact_uri(self.model_dir)
         self.recognizer = Recognizer.load(artifact_uri)
-        # One word end to end loads the font and warms the beam decoder (the recognizer traced the
-        # model already): the first client's request should not pay for either.
+        # One word end to end loads the font and warms rendering (the recognizer traced the model
+        # and compiled the beam search already): the first client's request should pay for none.
         self._recognize([WorkItem("warm-up", word="warm", return_image=True)])
         spec = self.recognizer.spec
         log.info(

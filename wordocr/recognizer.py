@@ -88,7 +88,8 @@ class Recognizer:
                 break
             self._xla_fns[size] = fn
         self._xla_sizes = sorted(self._xla_fns)
-        self.logits(np.full((1, *shape), 255, dtype=np.uint8))
+        # Warm-up also compiles the beam search (numba, about a second), so no request waits for it.
+        self.recognize(np.full((1, *shape), 255, dtype=np.uint8))
 
     @classmethod
     def load(cls, artifact_uri: str, xla_batch_buckets: tuple[int, ...] = XLA_BATCH_BUCKETS) -> Recognizer:
@@ -120,7 +121,7 @@ class Recognizer:
         return self._xla_fns[bucket](images).numpy()[:count]
 
     def recognize(self, images: np.ndarray, top_k: int = 3) -> list[Recognition]:
-        """One ``Recognition`` per image; ``top_k=0`` skips beam search (about twice the throughput)."""
+        """One ``Recognition`` per image; ``top_k=0`` skips beam search (greedy reading only)."""
         logits = self.logits(images)
         best = greedy_decode_with_confidence(logits, self.alphabet)
         if top_k <= 0 or len(logits) == 0:
