@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -144,6 +145,46 @@ def test_a_lasting_outage_on_read_fails_clearly(gcs, monkeypatch):
         expected = r"^gs://word-ocr-test/a\.txt could not be (read|checked|listed) after "
         with pytest.raises(storage.StorageError, match=expected):
             call(uri)
+
+
+class SilentServer:
+    """Accepts TCP connections on loopback and never answers: a storage server that has hung."""
+
+    def __init__(self):
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.connections.append(self._listener.accept()[0])
+            except OSError:  # closed
+                return
+
+    def close(self) -> None:
+        self._listener.close()
+        for connection in self.connections:
+            connection.close()
+
+
+def test_a_hung_storage_server_fails_the_call_within_the_retry_deadline(monkeypatch):
+    # The client's own per-request timeout is 60 s; a call must not wait that long for a
+    # server that took the connection and went silent.
+    server = SilentServer()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.endpoint)
+    monkeypatch.setenv(storage.RETRY_DEADLINE_ENV, "1")
+    try:
+        for call in (lambda uri: storage.write_bytes(uri, b"x"), storage.read_bytes):
+            start = time.monotonic()
+            with pytest.raises(storage.StorageError, match=r"Timeout"):
+                call(f"gs://{TEST_BUCKET}/a.txt")
+            # A hang detector, not a speed limit: without the bound this takes a minute or more.
+            assert time.monotonic() - start < 20
+        assert server.connections, "the client never reached the silent server"
+    finally:
+        server.close()
 
 
 def test_retry_deadline_comes_from_the_environment(monkeypatch):

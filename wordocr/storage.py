@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 GCS_PREFIX = "gs://"
 RETRY_DEADLINE_ENV = "WORD_OCR_GCS_RETRY_DEADLINE_S"
 DEFAULT_RETRY_DEADLINE_S = 60.0
+DEFAULT_REQUEST_TIMEOUT_S = 60.0  # google-cloud-storage's own default for one HTTP request
 
 
 class StorageError(RuntimeError):
@@ -90,8 +91,8 @@ def _blob(uri: str):
 
 def write_bytes(uri: str, data: bytes) -> None:
     if is_gcs(uri):
-        with _gcs_call(uri, "written") as retry:
-            _blob(uri).upload_from_string(data, retry=retry)
+        with _gcs_call(uri, "written") as policy:
+            _blob(uri).upload_from_string(data, **policy)
         return
     with _atomic_local_file(Path(uri)) as tmp_name, open(tmp_name, "wb") as tmp:
         tmp.write(data)
@@ -102,8 +103,8 @@ def write_bytes(uri: str, data: bytes) -> None:
 def upload_file(local_path: str | Path, uri: str) -> None:
     """Copy a finished local file to ``uri`` atomically."""
     if is_gcs(uri):
-        with _gcs_call(uri, "written") as retry:
-            _blob(uri).upload_from_filename(str(local_path), retry=retry)
+        with _gcs_call(uri, "written") as policy:
+            _blob(uri).upload_from_filename(str(local_path), **policy)
         return
     with _atomic_local_file(Path(uri)) as tmp_name:
         shutil.copyfile(local_path, tmp_name)
@@ -130,8 +131,8 @@ def _atomic_local_file(path: Path) -> Iterator[str]:
 
 def read_bytes(uri: str) -> bytes:
     if is_gcs(uri):
-        with _gcs_call(uri, "read") as retry:
-            return _blob(uri).download_as_bytes(retry=retry)
+        with _gcs_call(uri, "read") as policy:
+            return _blob(uri).download_as_bytes(**policy)
     return Path(uri).read_bytes()
 
 
@@ -141,8 +142,8 @@ def download_file(uri: str, local_path: str | Path) -> None:
     if is_gcs(uri):
         tmp = local_path.with_name(f".{local_path.name}.part")
         try:
-            with _gcs_call(uri, "read") as retry:
-                _blob(uri).download_to_filename(str(tmp), retry=retry)
+            with _gcs_call(uri, "read") as policy:
+                _blob(uri).download_to_filename(str(tmp), **policy)
         except BaseException:
             with suppress(FileNotFoundError):
                 tmp.unlink()
@@ -154,8 +155,8 @@ def download_file(uri: str, local_path: str | Path) -> None:
 
 def exists(uri: str) -> bool:
     if is_gcs(uri):
-        with _gcs_call(uri, "checked") as retry:
-            return _blob(uri).exists(retry=retry)
+        with _gcs_call(uri, "checked") as policy:
+            return _blob(uri).exists(**policy)
     return Path(uri).exists()
 
 
@@ -164,8 +165,8 @@ def delete(uri: str) -> None:
     if is_gcs(uri):
         from google.api_core.exceptions import NotFound
 
-        with _gcs_call(uri, "deleted") as retry, suppress(NotFound):
-            _blob(uri).delete(retry=retry)
+        with _gcs_call(uri, "deleted") as policy, suppress(NotFound):
+            _blob(uri).delete(**policy)
         return
     Path(uri).unlink(missing_ok=True)
 
@@ -175,9 +176,9 @@ def list_names(prefix_uri: str) -> list[str]:
     if is_gcs(prefix_uri):
         bucket, key = _split_gcs(prefix_uri)
         key = key.rstrip("/") + "/" if key else ""
-        with _gcs_call(prefix_uri, "listed") as retry:
+        with _gcs_call(prefix_uri, "listed") as policy:
             # The listing is fetched page by page while iterating: keep that inside the block.
-            return sorted(b.name[len(key):] for b in _gcs_client().list_blobs(bucket, prefix=key, retry=retry))
+            return sorted(b.name[len(key):] for b in _gcs_client().list_blobs(bucket, prefix=key, **policy))
     root = Path(prefix_uri)
     if not root.exists():
         return []
@@ -189,9 +190,13 @@ def list_names(prefix_uri: str) -> list[str]:
 
 @contextmanager
 def _gcs_call(uri: str, done: str) -> Iterator:
-    """The retry policy for one call on ``uri``; a transient error that outlasts it becomes a StorageError.
+    """The keyword arguments (``retry``, ``timeout``) for one call on ``uri``; a transient error that
+    outlasts the retry deadline becomes a StorageError.
 
-    Errors that retrying cannot fix (404, 403, a bad request) pass through unchanged.
+    Errors that retrying cannot fix (404, 403, a bad request) pass through unchanged. Each HTTP
+    request also waits at most the deadline for the server (the client's default is 60 s), so a
+    server that accepts connections and never answers fails the call within about twice the
+    deadline instead of hanging on its first request.
     """
     from google.api_core.exceptions import RetryError
     from google.api_core.retry import Retry
@@ -208,7 +213,7 @@ def _gcs_call(uri: str, done: str) -> Iterator:
     retry = Retry(predicate=DEFAULT_RETRY._predicate, initial=0.5, maximum=8.0, multiplier=2.0,
                   timeout=deadline, on_error=on_error)
     try:
-        yield retry
+        yield {"retry": retry, "timeout": min(deadline, DEFAULT_REQUEST_TIMEOUT_S)}
     except Exception as exc:
         if not isinstance(exc, RetryError) and not DEFAULT_RETRY._predicate(exc):
             raise
