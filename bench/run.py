@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wordocr.waiting import http_ok, wait_until_ready
+
 log = logging.getLogger("bench")
 
 REPORT_DIR = Path(__file__).parent
@@ -200,15 +202,7 @@ def bench_http(model_dir: str, requests_per_endpoint: int) -> dict:
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, timeout=30) as client:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if client.get("/v2/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.3)
-            else:
-                raise RuntimeError("the predictor did not become ready")
+            wait_until_ready(lambda: http_ok(f"{base}/v2/health/ready"), "the predictor", 120, server)
             png = io.BytesIO()
             from PIL import Image
 

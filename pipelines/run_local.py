@@ -20,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.compile import COMPILED_PATH
+from wordocr.waiting import http_ok, wait_until_ready
 
 log = logging.getLogger("word-ocr")
+# Loading TensorFlow, the model and compiling its XLA and beam-search paths takes 10-30 s on 2 cores.
+READY_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -102,23 +105,6 @@ def curl_examples(port: int, model_name: str) -> str:
     )
 
 
-def wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 120.0) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the predictor exited with code {process.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the predictor was not ready at {url} after {timeout_s:.0f} s")
-
-
 def _raise_keyboard_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -143,7 +129,8 @@ def serve(model_uri: str, model_name: str, port: int) -> int:
     # A `kill` (SIGTERM) stops it as Ctrl-C does, so the predictor is never left behind.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        wait_ready(f"http://127.0.0.1:{port}/v1/models/{model_name}", process)
+        url = f"http://127.0.0.1:{port}/v1/models/{model_name}"
+        wait_until_ready(lambda: http_ok(url), f"the predictor at {url}", READY_TIMEOUT_S, process, interval_s=0.5)
         print(f"\nThe model is served on http://localhost:{port} (Ctrl-C stops it). Try:\n", flush=True)
         print(curl_examples(port, model_name) + "\n", flush=True)
         return process.wait()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from wordocr.waiting import http_ok, wait_until_ready
 
 TEST_BUCKET = "word-ocr-test"
 _READY_TIMEOUT_S = 20.0
@@ -40,19 +39,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_ready(process: subprocess.Popen, endpoint: str) -> None:
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"fake-gcs-server exited with {process.returncode}: {process.stderr.read()!r}")
-        try:
-            with urllib.request.urlopen(f"{endpoint}/storage/v1/b", timeout=1):
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.1)
-    raise RuntimeError(f"fake-gcs-server did not answer at {endpoint} within {_READY_TIMEOUT_S} s")
-
-
 def _start(port: int, *backend: str) -> subprocess.Popen:
     """A fake-gcs-server on 127.0.0.1:``port``, answering requests when this returns."""
     endpoint = f"http://127.0.0.1:{port}"
@@ -60,7 +46,11 @@ def _start(port: int, *backend: str) -> subprocess.Popen:
                *backend, "-external-url", endpoint, "-log-level", "error"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_ready(process, endpoint)
+        try:
+            wait_until_ready(lambda: http_ok(f"{endpoint}/storage/v1/b", timeout_s=1), f"fake-gcs-server at {endpoint}",
+                             _READY_TIMEOUT_S, process, interval_s=0.1)  # fmt: skip
+        except RuntimeError as exited:
+            raise RuntimeError(f"{exited}: {process.stderr.read()!r}") from None
     except BaseException:
         _stop(process)
         raise

@@ -11,13 +11,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
+
+from wordocr.waiting import http_ok, wait_until_ready
 
 MODEL = "word-ocr"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,18 +55,11 @@ def running_server(model_dir: Path, log_path: Path, *extra_args: str) -> Iterato
         )
     srv = Server(f"http://127.0.0.1:{port}", log_path, process)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode} before it was ready:\n{srv.log_tail()}")
-            try:
-                if requests.get(f"{srv.url}/v2/health/ready", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready after {STARTUP_TIMEOUT_S} s:\n{srv.log_tail()}")
-            time.sleep(0.25)
+        try:
+            wait_until_ready(lambda: http_ok(f"{srv.url}/v2/health/ready", timeout_s=1), "the server",
+                             STARTUP_TIMEOUT_S, process, interval_s=0.25)  # fmt: skip
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"{exc}:\n{srv.log_tail()}")
         yield srv
     finally:
         process.terminate()
