@@ -18,6 +18,7 @@ from kserve import ModelServer, model_server
 from kserve.logging import KSERVE_LOGGER_DATE_FORMAT, KSERVE_LOGGER_FORMAT
 
 from serving.body_limit import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from serving.client_error_logs import install_client_error_filter
 from serving.http_guards import install_http_guards
 from serving.predictor import WordOCRModel
 from serving.prototype_routes import add_prototype_routes
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         enable_grpc=args.enable_grpc,
     )
+    install_client_error_filter()  # after ModelServer, which (re)configures kserve's logging
     model = WordOCRModel(args.model_name, args.model_dir)
     model.load()
     add_prototype_routes(model_server.app, model)

@@ -339,3 +339,14 @@ def test_grpc_v2_when_enabled(model_dir, tmp_path):
         with pytest.raises(Exception, match="outside the alphabet") as info:
             asyncio.run(infer(["game!"]))
         assert "INVALID_ARGUMENT" in str(info.value)
+
+
+def test_a_refused_request_is_one_warning_line_in_the_log_not_a_traceback(server):
+    response = v1_predict(server, {"instances": [{"word": "refused" * 3}]})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    log = server.log_tail(400)
+    line = next((line for line in log.splitlines() if error in line), None)
+    assert line is not None, log
+    assert " WARNING " in line and "refused a request (InvalidInput)" in line, line
+    assert "Traceback" not in log[log.index(error) :], log
