@@ -156,6 +156,22 @@ def test_a_cell_border_beside_the_word_does_not_shrink_it(word, side):
     assert rows[-1] - rows[0] >= SPEC.height - 8  # the word fills the height, not a rule-tall box
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("word", ["inconvertibly", "kelvin", "ptarmigan"])
+def test_a_rule_touching_the_first_or_last_letter_is_dropped(word, side):
+    # No paper between rule and letter (blur, a tight cell): nothing to split at, still a rule.
+    glyphs = render_word(word, _face(), 32, (0, 0, 0, 0))
+    page = _on_page(glyphs)
+    ruled = page.copy()
+    ink = np.flatnonzero((glyphs < 128).any(axis=0))
+    x = 60 + (ink[0] - 3 if side == "left" else ink[-1] + 1)
+    ruled[:, x : x + 3] = 0
+    clean, out = preprocess(page), preprocess(ruled)
+    assert _difference(clean, out) < 6
+    rows = np.flatnonzero((out < 128).any(axis=1))
+    assert rows[-1] - rows[0] >= SPEC.height - 8  # the word fills the height, not a rule-tall box
+
+
 def test_a_full_width_rule_far_above_is_dropped_and_an_underline_kept():
     word = render_word("dentalism", _face(), 32, (0, 0, 0, 0))
     page = _on_page(word)

@@ -375,19 +375,50 @@ def _drop_edge_rules(mask: np.ndarray, top: int, bottom: int, left: int, right: 
     """Shrink [left, right) past a thin stroke at either end that crosses the text band [top,
     bottom) and runs on past it by a good part of its height both above and below: a table
     rule or cell border. A letter never does both (an l stops at the baseline, a j's dot is
-    apart from its stem, an italic f is wide)."""
+    apart from its stem, an italic f is wide).
+
+    A rule that touches the first or last letter (blur, or a tight cell) leaves no gap to
+    split at; then the run of columns inked over (almost) the whole image height at that end
+    is the candidate.
+    """
+    tall = mask.sum(axis=0) >= RULE_SPAN * mask.shape[0]
     for _ in range(4):
         columns = np.flatnonzero(mask[top:bottom, left:right].any(axis=0))
+        if columns.size == 0:
+            return left, right
+        start, end = left + columns[0], left + columns[-1] + 1
+        # Candidates at each end, with where the box resumes if one is a rule: the ink up to the
+        # first (from the last) gap, else the tall run of columns there.
+        firsts, lasts = [], []
         gaps = np.flatnonzero(np.diff(columns) > 1)
-        if gaps.size == 0:
+        if gaps.size:
+            firsts.append((left + columns[gaps[0]] + 1, left + columns[gaps[0] + 1]))
+            lasts.append((left + columns[gaps[-1] + 1], left + columns[gaps[-1]] + 1))
+        firsts.append((start + _run_length(tall, start, 1),) * 2)
+        lasts.append((end - _run_length(tall, end - 1, -1),) * 2)
+        cut = next((resume for stop, resume in firsts if stop > start and _is_rule(mask, top, bottom, start, stop)),
+                   None)  # fmt: skip
+        if cut is not None:
+            left = cut
+            continue
+        cut = next((resume for begin, resume in lasts if begin < end and _is_rule(mask, top, bottom, begin, end)),
+                   None)  # fmt: skip
+        if cut is None:
             break
-        if _is_rule(mask, top, bottom, left + columns[0], left + columns[gaps[0]] + 1):
-            left = left + columns[gaps[0] + 1]
-        elif _is_rule(mask, top, bottom, left + columns[gaps[-1] + 1], left + columns[-1] + 1):
-            right = left + columns[gaps[-1]] + 1
-        else:
-            break
+        right = cut
+    # The box starts and ends on ink (a cut tall run may be followed by paper).
+    columns = np.flatnonzero(mask[top:bottom, left:right].any(axis=0))
+    if columns.size:
+        left, right = left + columns[0], left + columns[-1] + 1
     return left, right
+
+
+def _run_length(flags: np.ndarray, start: int, step: int) -> int:
+    """How many ``flags`` are set in a row from index ``start`` going in direction ``step``."""
+    count, i = 0, start
+    while 0 <= i < len(flags) and flags[i]:
+        count, i = count + 1, i + step
+    return count
 
 
 def _is_rule(mask: np.ndarray, top: int, bottom: int, left: int, right: int) -> bool:
