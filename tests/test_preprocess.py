@@ -172,6 +172,17 @@ def test_a_rule_touching_the_first_or_last_letter_is_dropped(word, side):
     assert rows[-1] - rows[0] >= SPEC.height - 8  # the word fills the height, not a rule-tall box
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_rule_in_a_crop_tight_above_and_below_is_dropped(side):
+    # 2 px of paper above and below: less than the reach past the text a rule is looked for.
+    glyphs = render_word("dendromecon", _face(), 32, (0, 0, 0, 0))
+    page = _on_page(glyphs, top=2, bottom=2)
+    ruled = page.copy()
+    x = 54 if side == "left" else 60 + glyphs.shape[1] + 4
+    ruled[:, x : x + 2] = 0  # 4-6 px from the word, into both edges
+    assert _difference(preprocess(page), preprocess(ruled)) < 2
+
+
 def test_a_full_width_rule_far_above_is_dropped_and_an_underline_kept():
     word = render_word("dentalism", _face(), 32, (0, 0, 0, 0))
     page = _on_page(word)

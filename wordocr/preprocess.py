@@ -55,6 +55,9 @@ ROW_REACH = 1.0
 RULE_THIN = 0.25
 RULE_REACH = 0.2
 RULE_SOLID = 0.9
+# Where the text comes closer to an image edge than that reach, a rule must still run on this
+# many rows past the text, into the edge.
+RULE_EDGE_ROWS = 1
 # Uneven lighting is looked for when the paper spreads over more than LIGHTING_NOISE levels; it
 # is fitted on a LIGHTING_GRID x LIGHTING_GRID grid of blocks and taken out
 # when it changes the paper by at least MIN_LIGHTING_SPAN gray levels across the image.
@@ -426,10 +429,21 @@ def _is_rule(mask: np.ndarray, top: int, bottom: int, left: int, right: int) -> 
     if right - left > max(2, RULE_THIN * text):
         return False
     reach = max(2, round(RULE_REACH * text))
-    if top - reach < 0 or bottom + reach > mask.shape[0]:
-        return False
+    above, below, height = top - reach, bottom + reach, mask.shape[0]
+    # Closer to an image edge than ``reach``: the stroke must still pass the band by
+    # RULE_EDGE_ROWS and run into that edge, as a rule cut by the crop does; a letter stops
+    # short of it (an l ends at the baseline, and a crop flush with the baseline leaves no
+    # rows to pass). At least one side must show the full ``reach``.
+    if above < 0:
+        if below > height or top < RULE_EDGE_ROWS or not mask[0, left:right].any():
+            return False
+        above = 0
+    if below > height:
+        if height - bottom < RULE_EDGE_ROWS or not mask[height - 1, left:right].any():
+            return False
+        below = height
     # Ink without a break from ``reach`` above the band to ``reach`` below it.
-    run = mask[top - reach : bottom + reach, left:right].any(axis=1)
+    run = mask[above:below, left:right].any(axis=1)
     return bool(run.mean() >= RULE_SOLID)
 
 
