@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from wordocr import fonts
@@ -24,6 +26,9 @@ def test_fonts_come_from_pip_packages_and_include_styles_and_weights():
     weights = {dict(face.axes)["wght"] for face in faces if face.axes}
     assert min(weights) <= 300 and max(weights) >= 800
     assert any("Bold" in face.path for face in faces)
+    # Light, but no hairlines: Thin and ExtraLight files are skipped, as variable fonts skip 100-200.
+    assert any(face.path.endswith("-Light.ttf") for face in faces)
+    assert not [face.name for face in faces if re.search(r"-(Thin|ExtraLight)", face.name)]
 
 
 def test_every_face_renders_every_letter_distinctly():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
@@ -37,6 +38,10 @@ FONT_SETS = ("train", "heldout", "all")
 # Weight instances taken from each variable font (clamped to the font's range): light to
 # heavy strokes, without the hairline extremes that vanish at small sizes.
 VARIABLE_WEIGHTS = (300, 400, 600, 800)
+# The same rule for static fonts: files of these weights are skipped. Their one-pixel stems fade
+# out when the word is scaled to the model's 32 px (a p without its stem, sadden read as sadder),
+# so their images would carry labels they do not show.
+HAIRLINE_STYLE = re.compile(r"(thin|hairline|extralight|ultralight)", re.IGNORECASE)
 # Pillow names variable axes by their English name; faces record them by OpenType tag.
 _AXIS_TAGS = {"weight": "wght", "width": "wdth", "optical size": "opsz", "slant": "slnt", "italic": "ital"}
 _FONT_CACHE_SIZE = 256  # a loaded face at one size holds about 250 KB
@@ -115,6 +120,8 @@ def _family_faces(family: str) -> list[FontFace]:
         return []
     faces = []
     for path in sorted(folder.glob("*.ttf")):
+        if HAIRLINE_STYLE.search(path.stem.rpartition("-")[2]):
+            continue
         if not covers_alphabet(str(path)):
             log.warning("skipping %s: it cannot render a-z", path.name)
             continue
