@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wordocr.waiting import http_ok, wait_until_ready
+from wordocr.waiting import http_ok, stop_process, wait_until_ready
 
 log = logging.getLogger("bench")
 
@@ -236,11 +236,7 @@ def bench_http(model_dir: str, requests_per_endpoint: int) -> dict:
         results["predictor_peak_rss_mib"] = _peak_rss_mib(server.pid)
         return results
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server, 15)
 
 
 def bench_generation(samples: int, workdir: Path) -> dict:

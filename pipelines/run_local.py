@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.compile import COMPILED_PATH
-from wordocr.waiting import http_ok, wait_until_ready
+from wordocr.waiting import http_ok, stop_process, wait_until_ready
 
 log = logging.getLogger("word-ocr")
 # Loading TensorFlow, the model and compiling its XLA and beam-search paths takes 10-30 s on 2 cores.
@@ -137,12 +137,7 @@ def serve(model_uri: str, model_name: str, port: int) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_process(process, 10, signal.SIGINT)
 
 
 # RunProfile's annotations are strings (postponed evaluation); map them to argparse converters.

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from wordocr.waiting import http_ok, wait_until_ready
+from wordocr.waiting import http_ok, stop_process, wait_until_ready
 
 TEST_BUCKET = "word-ocr-test"
 _READY_TIMEOUT_S = 20.0
@@ -58,13 +59,7 @@ def _start(port: int, *backend: str) -> subprocess.Popen:
 
 
 def _stop(process: subprocess.Popen, kill: bool = False) -> None:
-    if process.poll() is None:
-        process.kill() if kill else process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, 5, signal.SIGKILL if kill else signal.SIGTERM)
     process.stderr.close()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from wordocr.waiting import http_ok, wait_until_ready
+from wordocr.waiting import http_ok, stop_process, wait_until_ready
 
 MODEL = "word-ocr"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,9 +62,4 @@ def running_server(model_dir: Path, log_path: Path, *extra_args: str) -> Iterato
             pytest.fail(f"{exc}:\n{srv.log_tail()}")
         yield srv
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 20)

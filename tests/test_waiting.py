@@ -1,13 +1,14 @@
 """The one wait-for-a-server loop: ready, died, or never ready, each said clearly."""
 
 import http.server
+import signal
 import subprocess
 import sys
 import threading
 
 import pytest
 
-from wordocr.waiting import http_ok, wait_until_ready
+from wordocr.waiting import http_ok, stop_process, wait_until_ready
 
 
 def test_returns_once_the_probe_says_ready():
@@ -48,3 +49,18 @@ def test_http_ok_is_true_only_for_a_200():
         server.shutdown()
         server.server_close()
     assert not http_ok(f"{base}/ready")  # nobody listening any more
+
+
+def test_stop_process_asks_first_and_kills_a_process_that_does_not_listen():
+    polite = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    stop_process(polite, timeout_s=30)
+    assert polite.returncode == -signal.SIGTERM
+    ignores_sigterm = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(60)"
+    )
+    stubborn = subprocess.Popen([sys.executable, "-c", ignores_sigterm], stdout=subprocess.PIPE)
+    stubborn.stdout.readline()  # its handler is in place
+    stop_process(stubborn, timeout_s=0.5)
+    assert stubborn.returncode == -signal.SIGKILL
+    stubborn.stdout.close()
+    stop_process(stubborn, timeout_s=1)  # an exited process: nothing to send, nothing raised

@@ -28,7 +28,7 @@ from PIL import Image
 from serving.web_page import UI_PATH
 from tests.test_serving_http import MODEL, Server, _free_port, v1_predict, word_image_b64
 from tests.tiny_data import TINY_SPEC
-from wordocr.waiting import wait_until_ready
+from wordocr.waiting import stop_process, wait_until_ready
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -182,12 +182,7 @@ def browser(tmp_path_factory) -> Iterator[WebDriver]:
     finally:
         with contextlib.suppress(RuntimeError, requests.RequestException):
             client.quit()
-        driver.terminate()
-        try:
-            driver.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            driver.kill()
-            driver.wait()
+        stop_process(driver, 10)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(driver.pid, signal.SIGKILL)  # any Chromium helper left in the group
 

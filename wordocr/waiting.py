@@ -1,4 +1,5 @@
-"""Waiting for a freshly started server (the predictor, a storage emulator, a browser driver).
+"""Waiting for a freshly started server (the predictor, a storage emulator, a browser driver),
+and stopping it again.
 
 One loop for every caller, so each one fails the same clear way: the process died (its exit
 code), or it never became ready (how long was waited), instead of hanging or a bare traceback.
@@ -6,6 +7,7 @@ code), or it never became ready (how long was waited), instead of hanging or a b
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 import urllib.request
@@ -42,3 +44,15 @@ def wait_until_ready(
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} was not ready after {timeout_s:g} s")
         time.sleep(interval_s)
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` if ``process`` still runs, give it ``timeout_s`` seconds to exit, then kill it;
+    it is reaped either way."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
