@@ -4,7 +4,7 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from wordocr.config import DEFAULT_INPUT_SPEC, InputSpec
 from wordocr.fonts import font_faces
@@ -229,3 +229,38 @@ def test_uneven_lighting_does_not_hide_faint_ink():
     out = preprocess(lit)
     assert out.min() < 64  # not blank
     assert _difference(out, preprocess(word.astype(np.uint8))) < 12
+
+
+@pytest.mark.parametrize("edge", ["top", "bottom"])
+def test_strokes_of_a_cut_off_neighbouring_line_are_dropped(edge):
+    # The next line's descenders hang in from the crop's top edge and end 4 px above the word:
+    # too close for an empty band of rows to part them from it. (Flipped: ascenders from below.)
+    glyphs = render_word("dentalism", _face(), 32, (0, 0, 0, 0))
+    page = _on_page(glyphs, top=12, bottom=12)
+    hung = Image.fromarray(page if edge == "top" else page[::-1].copy())
+    draw = ImageDraw.Draw(hung)
+    for x in range(62, 60 + glyphs.shape[1], 24):
+        draw.line([(x, 0), (x, 7)], fill=0, width=3)  # a stem
+        draw.ellipse([x + 6, -9, x + 18, 7], outline=0, width=2)  # a loop's lower half
+    hung = np.asarray(hung) if edge == "top" else np.asarray(hung)[::-1]
+    assert _difference(preprocess(page), preprocess(hung)) < 3
+
+
+def test_a_cell_border_as_thick_as_small_text_strokes_is_dropped():
+    # Small text: after smoothing, a 2 px border is wider than a quarter of the text height.
+    page = _on_page(render_word("adduction", _face(), 18, (0, 0, 0, 0)), top=8, bottom=8, left=8, right=8)
+    ruled = page.copy()
+    ruled[:, 2:4] = 0
+    assert _difference(preprocess(page), preprocess(ruled)) < 2
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_cell_border_with_a_speck_on_its_outer_side_is_dropped(side):
+    glyphs = render_word("gasometrical", _face(), 32, (0, 0, 0, 0))
+    page = _on_page(glyphs, left=20, right=20)
+    ruled = page.copy()
+    x = 10 if side == "left" else page.shape[1] - 13
+    ruled[:, x : x + 3] = 0
+    speck = x - 3 if side == "left" else x + 3
+    ruled[75:79, speck : speck + 3] = 0  # a speck touching the border, outside the cell
+    assert _difference(preprocess(page), preprocess(ruled)) < 2

@@ -47,6 +47,12 @@ EDGE_BAND_WEIGHT = 0.3
 # LINE_GAP times the text height (an underline right below, not a rule far away).
 LINE_SPAN = 0.95
 LINE_GAP = 0.25
+# Strokes hanging in from the top or bottom edge that end before the word's dense rows (those
+# with at least DENSE_ROW_SHARE of the fullest row's ink) are a cut-off neighbouring line, and are
+# dropped, unless every one of them is no bigger than DOT_SIZE times the dense rows' height (the
+# i dots of a word cropped flush with its top).
+DENSE_ROW_SHARE = 0.5
+DOT_SIZE = 0.35
 # Rows grown onto the core: at most this times its height beyond it on each side (ascenders,
 # descenders and i dots that are not already in it; specks farther out are dropped).
 ROW_REACH = 1.0
@@ -282,6 +288,8 @@ def _percentile(cumulative: np.ndarray, percent: float) -> int:
 def _word_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """Box of the word in an ink mask, without table rules, far specks and neighbouring lines.
 
+    0. Strokes of a cut-off neighbouring line, hanging in from the top or bottom edge, are
+       taken out of the mask (they may come too close to the word for a gap to part them).
     1. The core: the heaviest band of rows, then of columns within it (twice), found with
        full-height columns and full-width rows masked out, so a cell border or table rule does
        not join every row or column into one band.
@@ -290,14 +298,10 @@ def _word_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
        either end that runs well past the text both above and below (a rule, never a letter),
        then rows within those columns (ascenders, descenders, i dots, an underline right below).
     """
-    height, width = mask.shape
-    tall = mask.sum(axis=0) >= RULE_SPAN * height
-    wide = mask.sum(axis=1) >= RULE_SPAN * width
-    core_mask = mask
-    if tall.any() or wide.any():
-        core_mask = mask & ~tall[None, :] & ~wide[:, None]
-        if not core_mask.any():
-            core_mask = mask
+    core_mask = _without_rules(mask)
+    cleaned = _without_hanging_strokes(mask, core_mask)
+    if cleaned is not None:
+        mask, core_mask = cleaned, _without_rules(cleaned)
     core = _core_box(core_mask)
     if core is None:
         return None
@@ -309,6 +313,84 @@ def _word_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     top = _follow_strokes(mask[:, left:right], top, -1, gap, reach)
     bottom = _follow_strokes(mask[:, left:right], bottom - 1, 1, gap, reach) + 1
     return top, bottom, left, right
+
+
+def _without_rules(mask: np.ndarray) -> np.ndarray:
+    """``mask`` without its full-height columns and full-width rows (unless that leaves nothing)."""
+    height, width = mask.shape
+    tall = mask.sum(axis=0) >= RULE_SPAN * height
+    wide = mask.sum(axis=1) >= RULE_SPAN * width
+    if not (tall.any() or wide.any()):
+        return mask
+    core_mask = mask & ~tall[None, :] & ~wide[:, None]
+    return core_mask if core_mask.any() else mask
+
+
+def _without_hanging_strokes(mask: np.ndarray, core_mask: np.ndarray) -> np.ndarray | None:
+    """``mask`` without the strokes of a cut-off neighbouring line at the top or bottom edge, or
+    None when there are none.
+
+    Such strokes hang in from the edge and end before the word's dense rows; they often come so
+    close to the word (or touch its ascenders) that no empty row parts them from it, so they are
+    told apart by connection: a letter touching the edge (a crop flush with an l) runs on into
+    the dense rows.
+    """
+    if not (mask[0].any() or mask[-1].any()):
+        return None
+    rows = core_mask.sum(axis=1)
+    # The heaviest band of dense rows (not one cut by the edge: a neighbouring line's strokes can
+    # be as dense where the crop cuts them).
+    dense = _main_span(np.where(rows >= DENSE_ROW_SHARE * rows.max(), rows, 0), 0.0, height=None)
+    if dense is None:
+        return None
+    top, bottom = dense
+    dot = max(2.0, DOT_SIZE * (bottom - top))
+    cleaned = mask
+    for flipped, limit in ((False, top), (True, mask.shape[0] - bottom)):
+        view = cleaned[::-1] if flipped else cleaned
+        hanging = _hanging(view, limit, dot)
+        if hanging is not None:
+            view = view & ~hanging
+            cleaned = view[::-1] if flipped else view
+    return None if cleaned is mask or not cleaned.any() else cleaned
+
+
+def _hanging(mask: np.ndarray, limit: int, dot: float) -> np.ndarray | None:
+    """Ink reached from ``mask``'s first row going down (to a pixel below or diagonally below)
+    without reaching row ``limit``, where some piece of it is bigger than ``dot`` (a stroke,
+    not an i's dot); None if there is none."""
+    if limit < 2 or not mask[0].any():
+        return None
+    # Rows as Python ints (one bit a column): the walk down costs a few integer operations a row.
+    width = mask.shape[1]
+    packed = np.packbits(mask[: limit + 1], axis=1)
+    reached = [int.from_bytes(packed[0].tobytes(), "big")]
+    for row in packed[1:]:
+        above = reached[-1]
+        reached.append(int.from_bytes(row.tobytes(), "big") & (above | above << 1 | above >> 1))
+        if not reached[-1]:
+            break
+    # Ink reached in row ``limit`` (the word's dense rows), then the rows above it as a mask.
+    into_word = _unpack(reached.pop() if len(reached) > limit else 0, packed.shape[1], width)
+    walked = np.stack([_unpack(r, packed.shape[1], width) for r in reached])
+    # Pieces: runs of the walked columns; one that goes on into row ``limit`` is part of the word.
+    columns = walked.any(axis=0)
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], columns, [False]))))
+    hanging = np.zeros_like(mask)
+    big = False
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        if into_word[max(0, start - 1) : end + 1].any():
+            continue
+        depth = np.flatnonzero(walked[:, start:end].any(axis=1))[-1] + 1
+        # The piece's whole box: the walk down may miss the bottom of a loop.
+        hanging[:depth, start:end] = mask[:depth, start:end]
+        big = big or max(depth, end - start) > dot
+    return hanging if big else None
+
+
+def _unpack(bits: int, nbytes: int, width: int) -> np.ndarray:
+    """A row packed into an int (first column in the highest bit) as a bool array."""
+    return np.unpackbits(np.frombuffer(bits.to_bytes(nbytes, "big"), np.uint8))[:width].astype(bool)
 
 
 def _follow_strokes(mask: np.ndarray, row: int, step: int, gap: int, reach: int) -> int:
@@ -390,22 +472,26 @@ def _drop_edge_rules(mask: np.ndarray, top: int, bottom: int, left: int, right: 
         if columns.size == 0:
             return left, right
         start, end = left + columns[0], left + columns[-1] + 1
-        # Candidates at each end, with where the box resumes if one is a rule: the ink up to the
-        # first (from the last) gap, else the tall run of columns there.
-        firsts, lasts = [], []
+        # Candidates (begin, end, where the box resumes if it is a rule) at each end: the ink up
+        # to the first (from the last) gap, the piece after it (a speck outside a cell border
+        # would hide the border), else the tall run of columns there.
         gaps = np.flatnonzero(np.diff(columns) > 1)
-        if gaps.size:
-            firsts.append((left + columns[gaps[0]] + 1, left + columns[gaps[0] + 1]))
-            lasts.append((left + columns[gaps[-1] + 1], left + columns[gaps[-1]] + 1))
-        firsts.append((start + _run_length(tall, start, 1),) * 2)
-        lasts.append((end - _run_length(tall, end - 1, -1),) * 2)
-        cut = next((resume for stop, resume in firsts if stop > start and _is_rule(mask, top, bottom, start, stop)),
-                   None)  # fmt: skip
+        starts = left + np.concatenate(([columns[0]], columns[gaps + 1]))
+        ends = left + np.concatenate((columns[gaps], [columns[-1]])) + 1
+        n = len(starts)
+        firsts = [(starts[i], ends[i], starts[i + 1]) for i in range(min(2, n - 1))]
+        lasts = [(starts[i], ends[i], ends[i - 1]) for i in range(n - 1, max(0, n - 3), -1)]
+        # The tall run at the end, or just inside it (a speck touching a border on its outer side).
+        speck = round(RULE_THIN * (bottom - top))
+        inner = start + np.argmax(tall[start : start + speck + 1])
+        firsts.append((inner, inner + _run_length(tall, inner, 1), inner + _run_length(tall, inner, 1)))
+        inner = end - 1 - np.argmax(tall[max(start, end - 1 - speck) : end][::-1])
+        lasts.append((inner + 1 - _run_length(tall, inner, -1), inner + 1, inner + 1 - _run_length(tall, inner, -1)))
+        cut = next((resume for b, e, resume in firsts if e > b and _is_rule(mask, top, bottom, b, e)), None)
         if cut is not None:
             left = cut
             continue
-        cut = next((resume for begin, resume in lasts if begin < end and _is_rule(mask, top, bottom, begin, end)),
-                   None)  # fmt: skip
+        cut = next((resume for b, e, resume in lasts if e > b and _is_rule(mask, top, bottom, b, e)), None)
         if cut is None:
             break
         right = cut
@@ -426,7 +512,8 @@ def _run_length(flags: np.ndarray, start: int, step: int) -> int:
 
 def _is_rule(mask: np.ndarray, top: int, bottom: int, left: int, right: int) -> bool:
     text = bottom - top
-    if right - left > max(2, RULE_THIN * text):
+    # The smoothing before thresholding widens every stroke by a pixel on each side.
+    if right - left > max(2, RULE_THIN * text) + 2:
         return False
     reach = max(2, round(RULE_REACH * text))
     above, below, height = top - reach, bottom + reach, mask.shape[0]
