@@ -62,8 +62,28 @@ def test_spec_json_is_written_last(tmp_path, model, monkeypatch):
                         lambda local, uri: (order.append(uri.rsplit("/", 1)[-1]), upload_file(local, uri)))
     monkeypatch.setattr(artifact.storage, "write_bytes",
                         lambda uri, data: (order.append(uri.rsplit("/", 1)[-1]), write_bytes(uri, data)))
-    artifact.save_artifact(model, str(tmp_path), TINY_SPEC, ALPHABET)
-    assert order[-1] == "spec.json" and "model.keras" in order
+    artifact.save_artifact(model, str(tmp_path), TINY_SPEC, ALPHABET, language_model=_small_spelling_model())
+    assert order[-1] == "spec.json" and {"model.keras", "char_lm.npz"} <= set(order)
+
+
+def _small_spelling_model():
+    from wordocr.char_lm import CharLanguageModel
+
+    return CharLanguageModel.build(["game", "gamut", "dog"], ALPHABET, weight=0.3)
+
+
+def test_the_spelling_model_travels_with_the_artifact(tmp_path, model):
+    spelling = _small_spelling_model()
+    artifact.save_artifact(model, str(tmp_path / "with"), TINY_SPEC, ALPHABET, language_model=spelling)
+    doc = artifact.read_spec(str(tmp_path / "with"))
+    assert doc["language_model"]["file"] == "char_lm.npz" and doc["language_model"]["weight"] == 0.3
+    loaded = artifact.load_language_model(str(tmp_path / "with"), doc)
+    np.testing.assert_array_equal(loaded.log_probs, spelling.log_probs)
+    assert (loaded.order, loaded.weight) == (spelling.order, spelling.weight)
+    # Without one (and for artifacts written before it existed) the image alone decides.
+    artifact.save_artifact(model, str(tmp_path / "without"), TINY_SPEC, ALPHABET)
+    doc = artifact.read_spec(str(tmp_path / "without"))
+    assert "language_model" not in doc and artifact.load_language_model(str(tmp_path / "without"), doc) is None
 
 
 def test_an_artifact_without_spec_json_is_incomplete(tmp_path, model):
@@ -96,8 +116,10 @@ def test_a_mixed_precision_model_is_saved_in_float32(tmp_path):
 
 def test_round_trip_through_gcs(gcs_server, model):
     uri = gcs_server.uri("models", "tiny")
-    artifact.save_artifact(model, uri, TINY_SPEC, ALPHABET, {"note": "gcs"})
+    artifact.save_artifact(model, uri, TINY_SPEC, ALPHABET, {"note": "gcs"}, language_model=_small_spelling_model())
     loaded, spec, alphabet, info = artifact.load_artifact(uri)
+    spelling = artifact.load_language_model(uri, info)
+    np.testing.assert_array_equal(spelling.log_probs, _small_spelling_model().log_probs)
     images = np.stack([s.image for s in make_samples(TINY_WORDS[:2])]).astype(np.float32)
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(loaded(images, training=False)),

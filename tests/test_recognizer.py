@@ -37,6 +37,20 @@ def test_recognizer_reads_the_trained_words_with_top3_paths(recognizer, images):
     assert sum(r.top_paths[0] == word for r, word in zip(results, TINY_WORDS, strict=True)) >= len(TINY_WORDS) - 1
 
 
+def test_the_artifacts_spelling_model_reranks_the_beam(tiny_trained, recognizer, images):
+    from wordocr.artifact import load_artifact
+
+    assert recognizer.language_model is not None
+    model, spec, alphabet, info = load_artifact(tiny_trained[0].artifact_uri)
+    image_only = Recognizer(model, spec, alphabet, info)
+    assert image_only.language_model is None
+    # Spelling rewrites the probabilities among the beam's words, never the image's own reading
+    # of a word it is sure of: the tiny model knows its words, so both read them alike.
+    with_spelling, without = recognizer.recognize(images), image_only.recognize(images)
+    assert [r.text for r in with_spelling] == [r.text for r in without]
+    assert [r.top_confidences for r in with_spelling] != [r.top_confidences for r in without]
+
+
 def test_greedy_only_gives_the_same_words(recognizer, images):
     fast = recognizer.recognize(images, top_k=0)
     full = recognizer.recognize(images, top_k=3)

@@ -8,8 +8,9 @@ import pytest
 import tensorflow as tf
 
 from tests.tiny_data import TINY_WORDS, tiny_train_config, tiny_trained_fixture, write_tiny_datasets  # noqa: F401
+from wordocr import char_lm
 from wordocr.alphabet import Alphabet
-from wordocr.artifact import read_spec
+from wordocr.artifact import load_language_model, read_spec
 from wordocr.train import LABEL_PAD, config_from_args, encode_text, label_lookup, parse_args, train
 
 ALPHABET = Alphabet()
@@ -33,9 +34,10 @@ def test_words_become_padded_class_ids_in_tf_data(word, ids, valid):
 
 def test_cli_options_reach_the_config():
     args = parse_args(["--train", "t", "--val", "v", "--out", "o", "--epochs", "3", "--learning-rate", "0.01",
-                       "--conv-filters", "8,8,8,8,8", "--lstm-units", "16", "--clipnorm", "0"])
+                       "--conv-filters", "8,8,8,8,8", "--lstm-units", "16", "--clipnorm", "0",
+                       "--spelling-weight", "0"])
     config = config_from_args(args)
-    assert (config.epochs, config.learning_rate, config.clipnorm) == (3, 0.01, None)
+    assert (config.epochs, config.learning_rate, config.clipnorm, config.spelling_weight) == (3, 0.01, None, 0.0)
     assert config.model_size.conv_filters == (8, 8, 8, 8, 8) and config.model_size.lstm_units == 16
 
 
@@ -53,6 +55,9 @@ def test_tiny_run_overfits_its_words(tiny_trained):
     out = result.artifact_uri
     spec = read_spec(out)
     assert spec["training"]["best_epoch"] == result.best_epoch
+    # The spelling model of the training split's words ships with the weights.
+    assert spec["language_model"]["weight"] == char_lm.WEIGHT
+    assert load_language_model(out, spec).log_probs.shape == (27 ** (char_lm.ORDER - 1), 27)
     with open(f"{out}/history.json") as f:
         assert json.loads(f.read())["val_word_accuracy"] == accuracies
     with open(f"{out}/training_curves.png", "rb") as png:

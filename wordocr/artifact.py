@@ -3,6 +3,8 @@
 ::
 
     model.keras   architecture + weights, no optimizer state (load with compile=False)
+    char_lm.npz   optional: the spelling model that reranks the beam's words (wordocr.char_lm);
+                  artifacts without it read with the image alone
     spec.json     written LAST: format, input spec, alphabet, blank index, model name,
                   creation time and a training summary. No spec.json means an incomplete artifact.
 
@@ -23,6 +25,7 @@ import keras
 
 from wordocr import storage
 from wordocr.alphabet import Alphabet
+from wordocr.char_lm import CharLanguageModel
 from wordocr.config import InputSpec
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 FORMAT = "word-ocr-model/1"
 MODEL_FILE = "model.keras"
 SPEC_FILE = "spec.json"
+LANGUAGE_MODEL_FILE = "char_lm.npz"
 
 
 def inference_copy(model: keras.Model) -> keras.Model:
@@ -57,8 +61,10 @@ def save_artifact(
     spec: InputSpec,
     alphabet: Alphabet,
     extra: dict[str, Any] | None = None,
+    language_model: CharLanguageModel | None = None,
 ) -> None:
-    """Write ``model.keras`` then ``spec.json`` under ``out_uri`` (a folder path or gs:// prefix)."""
+    """Write ``model.keras`` (and ``char_lm.npz``) then ``spec.json`` under ``out_uri`` (a folder
+    path or gs:// prefix)."""
     spec_doc = {
         "format": FORMAT,
         "model_name": model.name,
@@ -74,6 +80,12 @@ def save_artifact(
         "params": int(model.count_params()),
         **(extra or {}),
     }
+    if language_model is not None:
+        spec_doc["language_model"] = {
+            "file": LANGUAGE_MODEL_FILE, "kind": "character n-gram, training split words",
+            "order": language_model.order, "weight": language_model.weight,
+        }  # fmt: skip
+        storage.write_bytes(storage.join(out_uri, LANGUAGE_MODEL_FILE), language_model.to_bytes())
     with tempfile.TemporaryDirectory(prefix="word-ocr-artifact-") as tmp:
         local_model = Path(tmp, MODEL_FILE)
         inference_copy(model).save(local_model)
@@ -112,3 +124,11 @@ def load_artifact(uri: str) -> tuple[keras.Model, InputSpec, Alphabet, dict[str,
         raise ValueError(f"model outputs {model.output_shape}, spec.json promises [None, {expected}]")
     log.info("loaded model artifact %s (%s)", uri, doc.get("model_name"))
     return model, spec, alphabet, doc
+
+
+def load_language_model(uri: str, doc: dict[str, Any]) -> CharLanguageModel | None:
+    """The artifact's spelling model, or None if its spec.json names none (older artifacts)."""
+    entry = doc.get("language_model")
+    if not entry:
+        return None
+    return CharLanguageModel.from_bytes(storage.read_bytes(storage.join(uri, entry["file"])))

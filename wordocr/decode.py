@@ -8,13 +8,23 @@ Confidences are probabilities in 0..1:
 - greedy: the probability of the single best alignment, the product over steps of the top class
   probability (a cautious number: a word is often spelt by several alignments);
 - beam: the summed probability of the alignments of each word that the beam kept.
+
+With a spelling model (``wordocr.char_lm``) the beam's candidates are reranked by image and
+spelling together, and the probability the beam holds (the sum over its words) is shared among
+them in proportion to ``P(word | image) * P_lm(word) ** weight``: confidences stay ordered like
+the words, a blurred image still gets low ones, and with weight 0 they are the beam's own.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from wordocr.alphabet import Alphabet
+
+if TYPE_CHECKING:
+    from wordocr.char_lm import CharLanguageModel
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -51,11 +61,19 @@ def greedy_decode(logits: np.ndarray, alphabet: Alphabet) -> list[str]:
 
 
 def beam_decode(
-    logits: np.ndarray, alphabet: Alphabet, top_k: int = 3, beam_width: int = 10
+    logits: np.ndarray,
+    alphabet: Alphabet,
+    top_k: int = 3,
+    beam_width: int = 10,
+    language_model: CharLanguageModel | None = None,
+    candidates: int = 10,
 ) -> list[list[tuple[str, float]]]:
     """The ``top_k`` most probable words per image, best first, as ``(word, probability)``.
 
-    Fewer than ``top_k`` come back when the beam holds fewer distinct words.
+    With ``language_model`` the beam keeps ``candidates`` words (at least ``top_k``) and they are
+    ordered by ``log P(word | image) + weight * log P_lm(word)``, which also shares out their
+    probabilities (see the module notes). Fewer than ``top_k`` come back when the beam holds
+    fewer distinct words.
     """
     from wordocr.beam_search import prefix_beam_search
 
@@ -64,12 +82,32 @@ def beam_decode(
         raise ValueError(f"need 1 <= top_k <= beam_width, got top_k={top_k}, beam_width={beam_width}")
     if len(logits) == 0:
         return []
+    searched = top_k if language_model is None else max(top_k, candidates)
     # The search wants the blank last, which is our convention.
-    labels, lengths, log_probs, found = prefix_beam_search(logits, beam_width, top_k)
+    labels, lengths, log_probs, found = prefix_beam_search(logits, max(beam_width, searched), searched)
+    order = np.broadcast_to(np.arange(searched), log_probs.shape)
+    probs = np.exp(log_probs)
+    if language_model is not None:
+        order, probs = _rerank(labels, lengths, log_probs, found, language_model)
     return [
         [
-            (alphabet.decode(labels[b, k, : lengths[b, k]].tolist()), float(np.exp(log_probs[b, k])))
-            for k in range(found[b])
+            (alphabet.decode(labels[b, k, : lengths[b, k]].tolist()), float(probs[b, k]))
+            for k in order[b, : min(top_k, found[b])]
         ]
         for b in range(len(logits))
     ]
+
+
+def _rerank(
+    labels: np.ndarray, lengths: np.ndarray, log_probs: np.ndarray, found: np.ndarray, language_model: CharLanguageModel
+) -> tuple[np.ndarray, np.ndarray]:
+    """(candidate order per image, best first; each candidate's share of the beam's probability)."""
+    batch, searched = log_probs.shape
+    spelling = language_model.score(labels.reshape(batch * searched, -1), lengths.reshape(-1))
+    combined = log_probs + language_model.weight * spelling.reshape(batch, searched)
+    combined[np.arange(searched)[None, :] >= found[:, None]] = -np.inf  # empty beam slots
+    top = combined.max(axis=1, keepdims=True)
+    shares = np.exp(combined - top)
+    shares /= shares.sum(axis=1, keepdims=True)
+    mass = np.exp(log_probs).sum(axis=1, keepdims=True)  # exp(-inf) of empty slots adds 0
+    return np.argsort(-combined, axis=1, kind="stable"), mass * shares

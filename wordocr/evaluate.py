@@ -42,7 +42,8 @@ def _breakdown(groups: dict[Any, tuple[list[str], list[str]]]) -> dict[str, dict
 
 def evaluate(artifact_uri: str, dataset_uri: str, batch_size: int = 256,
              recognizer: Recognizer | None = None) -> dict[str, Any]:
-    """Greedy-decode every sample of ``dataset_uri`` and report overall, per-length and per-font metrics."""
+    """Read every sample of ``dataset_uri`` as the predictor does (beam search, reranked by the
+    artifact's spelling model if it has one) and report overall, per-length and per-font metrics."""
     recognizer = recognizer or Recognizer.load(artifact_uri)
     preds: list[str] = []
     truths: list[str] = []
@@ -50,7 +51,7 @@ def evaluate(artifact_uri: str, dataset_uri: str, batch_size: int = 256,
     confidences: list[float] = []
     for batch in _batches(shards.iter_samples(dataset_uri), batch_size):
         images = np.stack([s.image for s in batch])
-        for sample, result in zip(batch, recognizer.recognize(images, top_k=0), strict=True):
+        for sample, result in zip(batch, recognizer.recognize(images, top_k=1), strict=True):
             preds.append(result.text)
             confidences.append(result.confidence)
             truths.append(sample.text)

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from wordocr.alphabet import Alphabet
-from wordocr.artifact import load_artifact
+from wordocr.artifact import load_artifact, load_language_model
+from wordocr.char_lm import CANDIDATES, CharLanguageModel
 from wordocr.config import InputSpec
 from wordocr.decode import beam_decode, greedy_decode_with_confidence
 
@@ -35,9 +36,10 @@ XLA_BATCH_BUCKETS = (1,)
 
 @dataclass
 class Recognition:
-    # With beam search (top_k > 0) the reading is the most probable word, and its confidence the
-    # summed probability of all its alignments; with top_k=0 it is the greedy reading and the
-    # probability of its single best alignment (a lower bound of the same quantity).
+    # With beam search (top_k > 0) the reading is the beam's best word (by image and spelling when
+    # the artifact has a spelling model), and its confidence the summed probability of all its
+    # alignments; with top_k=0 it is the greedy reading (image only) and the probability of its
+    # single best alignment (a lower bound of the same quantity).
     text: str
     confidence: float  # 0..1
     top_paths: list[str] = field(default_factory=list)  # beam search words, best first
@@ -62,12 +64,14 @@ class Recognizer:
         alphabet: Alphabet,
         info: dict[str, Any] | None = None,
         xla_batch_buckets: tuple[int, ...] = XLA_BATCH_BUCKETS,
+        language_model: CharLanguageModel | None = None,
     ):
         import tensorflow as tf
 
         self.spec = spec
         self.alphabet = alphabet
         self.info = info or {}
+        self.language_model = language_model
         self._model = model
 
         def _logits(images):
@@ -94,7 +98,8 @@ class Recognizer:
     @classmethod
     def load(cls, artifact_uri: str, xla_batch_buckets: tuple[int, ...] = XLA_BATCH_BUCKETS) -> Recognizer:
         model, spec, alphabet, info = load_artifact(artifact_uri)
-        return cls(model, spec, alphabet, info, xla_batch_buckets=xla_batch_buckets)
+        language_model = load_language_model(artifact_uri, info)
+        return cls(model, spec, alphabet, info, xla_batch_buckets=xla_batch_buckets, language_model=language_model)
 
     def _check(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
@@ -126,7 +131,8 @@ class Recognizer:
         best = greedy_decode_with_confidence(logits, self.alphabet)
         if top_k <= 0 or len(logits) == 0:
             return [Recognition(text, conf, [text], [conf]) for text, conf in best]
-        beams = beam_decode(logits, self.alphabet, top_k=top_k, beam_width=max(BEAM_WIDTH, top_k))
+        beams = beam_decode(logits, self.alphabet, top_k=top_k, beam_width=max(BEAM_WIDTH, top_k),
+                            language_model=self.language_model, candidates=CANDIDATES)  # fmt: skip
         return [
             Recognition(*(paths[0] if paths else greedy), [w for w, _ in paths], [p for _, p in paths])
             for greedy, paths in zip(best, beams, strict=True)

@@ -18,14 +18,14 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from wordocr import shards, storage
+from wordocr import char_lm, shards, storage
 from wordocr.alphabet import Alphabet
 from wordocr.artifact import save_artifact
 from wordocr.config import InputSpec
@@ -56,6 +56,9 @@ class TrainConfig:
     cache_max_samples: int = 50_000  # datasets up to this size are decoded once and kept in memory
     model_size: ModelSize = field(default_factory=lambda: DEFAULT_MODEL_SIZE)
     mixed_precision: bool = True  # only takes effect when TensorFlow sees a GPU
+    # Weight of the spelling model saved with the artifact (wordocr.char_lm); 0 saves none, and
+    # the model then reads by the image alone (for labels that are not English words).
+    spelling_weight: float = char_lm.WEIGHT
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -421,8 +424,13 @@ def train(
     # Reports first, spec.json (inside save_artifact) last: a folder with spec.json is complete.
     storage.write_bytes(storage.join(out_dir, "history.json"), json.dumps(history, indent=2).encode())
     storage.write_bytes(storage.join(out_dir, "training_curves.png"), plot_curves(history))
+    spelling = None
+    if config.spelling_weight > 0:
+        spelling = replace(
+            char_lm.training_words_model(spec.max_word_length, alphabet), weight=config.spelling_weight
+        )
     save_artifact(model, out_dir, spec, alphabet,
-                  {"training": summary, "model_size": config.model_size.to_dict()})
+                  {"training": summary, "model_size": config.model_size.to_dict()}, language_model=spelling)
     return TrainResult(out_dir, tracker.best_epoch, tracker.best_value, epochs_run, history, images_per_second)
 
 
@@ -458,6 +466,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lstm-units", type=int, default=defaults.model_size.lstm_units, help="per direction")
     parser.add_argument("--dropout", type=float, default=defaults.model_size.dropout, help="before the LSTMs")
     parser.add_argument("--no-mixed-precision", action="store_true", help="keep float32 on a GPU")
+    parser.add_argument("--spelling-weight", type=float, default=defaults.spelling_weight,
+                        help="weight of the English spelling model that reranks the beam's words; 0: none")
     parser.add_argument("--result-json", help="also write the TrainResult here as JSON (local or gs://)")
     return parser.parse_args(argv)
 
@@ -476,6 +486,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         val_samples=args.val_samples,
         model_size=ModelSize(tuple(int(f) for f in args.conv_filters.split(",")), args.lstm_units, args.dropout),
         mixed_precision=not args.no_mixed_precision,
+        spelling_weight=args.spelling_weight,
     )
 
 
