@@ -105,6 +105,19 @@ def evaluate_tesseract(reader, dataset_uri: str) -> dict:
     }
 
 
+def _short_word_lines(report: dict) -> list[str]:
+    """The same cells for 1-3 letter words only (they count like the rest; this shows they do)."""
+    lines = ["", "Short words (1-3 letters) only:", "", "| fonts | " + " | ".join(TIERS) + " |",
+             "|---|" + "---|" * len(TIERS)]  # fmt: skip
+    for font_set in FONT_SETS:
+        cells = []
+        for tier in TIERS:
+            value = report["accuracy"].get(f"{font_set}/{tier}", {}).get("short_words_accuracy")
+            cells.append("-" if value is None else f"{value:.1%}")
+        lines.append(f"| {font_set} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _short_word_accuracy(metrics: dict) -> float | None:
     short = [v for k, v in metrics.get("per_length", {}).items() if int(k) <= 3]
     total = sum(v["count"] for v in short)
@@ -273,6 +286,7 @@ def markdown(report: dict) -> str:
             r = report["accuracy"].get(f"{font_set}/{tier}")
             cells.append(f"{r['word_accuracy']:.1%} ({r['cer']:.3f})" if r else "-")
         lines.append(f"| {font_set} | " + " | ".join(cells) + " |")
+    lines += _short_word_lines(report)
     lines += _tesseract_accuracy_lines(report)
     lines += ["", "## Latency", "", "| what | p50 ms | p99 ms |", "|---|---|---|"]
     for name, r in report["in_process"]["single_image"].items():

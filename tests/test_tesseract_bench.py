@@ -79,3 +79,14 @@ def test_report_puts_tesseract_beside_the_model_per_cell():
     lines = run._tesseract_accuracy_lines(report)
 
     assert lines[-1] == "| heldout | " + " | ".join(["99.0% (0.001) | 90.0% (0.020)"] * 3) + " |"
+
+
+def test_report_lists_short_word_accuracy_per_cell():
+    cells = {f"{f}/{t}": {"word_accuracy": 0.9, "cer": 0.01, "short_words_accuracy": 0.875}
+             for f in run.FONT_SETS for t in run.TIERS}  # fmt: skip
+    cells["train/hard"]["short_words_accuracy"] = None  # no short word drawn
+
+    lines = run._short_word_lines({"accuracy": cells})
+
+    assert lines[-2] == "| train | 87.5% | 87.5% | - |"
+    assert lines[-1] == "| heldout | 87.5% | 87.5% | 87.5% |"
