@@ -264,3 +264,31 @@ def test_a_cell_border_with_a_speck_on_its_outer_side_is_dropped(side):
     speck = x - 3 if side == "left" else x + 3
     ruled[75:79, speck : speck + 3] = 0  # a speck touching the border, outside the cell
     assert _difference(preprocess(page), preprocess(ruled)) < 2
+
+
+@pytest.mark.parametrize("word", ["hillside", "knotted"])
+def test_faint_word_above_a_dark_underline_is_found_whole(word):
+    # The underline sets the image's contrast: at a threshold from it, the faint letters' thin
+    # strokes are lost and the box shrinks to a part of the word.
+    glyphs = render_word(word, _face(), 32, (0, 0, 0, 0)).astype(np.float32)
+    faint = np.pad((200 - (255 - glyphs) / 255 * 50).astype(np.uint8), 40, constant_values=200)  # ink 150
+    underlined = faint.copy()
+    underlined[-12:-8, 5:-5] = 0  # black, far below the word: clutter, not the word's underline
+    assert _difference(preprocess(faint), preprocess(underlined)) < 2
+
+
+@pytest.mark.parametrize("family", ["karla", "roboto", "lato"])
+@pytest.mark.parametrize("word", ["lumbermen", "loom"])
+def test_an_ascender_poking_below_the_baseline_is_not_taken_for_a_rule(word, family):
+    # Noise or blur can leave a tall first letter's stem a row or two longer than the text band;
+    # it still stops there, where a rule runs on, so the l must stay.
+    glyphs = render_word(word, _face(family), 32, (0, 0, 0, 0))
+    ink = glyphs < 128
+    first = int(np.flatnonzero(ink.any(axis=0))[0])
+    stem = first + int(np.argmin(ink[:, first:].any(axis=0)))  # the l's columns end at a gap
+    foot = int(np.flatnonzero(ink[:, first:stem].any(axis=1))[-1]) + 1
+    page = _on_page(glyphs, 20, 20, 20, 20)
+    page[20 + foot : 20 + foot + 2, 20 + first : 20 + stem] = 0
+    out = preprocess(page) < 128
+    left = int(np.flatnonzero(out.any(axis=0))[0])
+    assert out[2:6, left : left + 4].any()  # the first ink is the l's top, not an o or a u

@@ -28,6 +28,9 @@ MIN_CONTRAST_TO_NOISE = 2.5
 # the paper's noise: INK_NOISE_MARGIN times its spread, within these fractions of the contrast.
 INK_THRESHOLD = (0.2, 0.5)
 INK_NOISE_MARGIN = 1.5
+# When the word's darkest ink reaches less than this share of the image's contrast (the darkest
+# ink was clutter left out of its box), the word is looked for again at its own contrast.
+RETHRESHOLD_SHARE = 0.8
 # Rows/columns with no more than this many ink pixels count as empty (isolated noise pixels).
 MIN_PROFILE_COUNT = 1
 # Ink bands separated by less than this times the text height belong to the word (an i's dot,
@@ -172,13 +175,28 @@ def _find_ink(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool, int, _
     if contrast < max(MIN_CONTRAST, MIN_CONTRAST_TO_NOISE * noise):
         return None
 
-    low, high = INK_THRESHOLD
-    threshold = min(high * contrast, max(low * contrast, INK_NOISE_MARGIN * noise))
-    mask = smooth > paper + threshold if inverted else smooth < paper - threshold
-    box = _word_box(mask)
+    box = _word_box(_ink_mask(smooth, paper, inverted, contrast, noise))
     if box is None:
         return None
+    # The darkest ink may be clutter the box left out (an underline, a rule, a blot); the
+    # threshold it set can be too high for fainter letters, which then come out broken or lost.
+    word_contrast = _contrast(smooth[box[0] : box[1], box[2] : box[3]], paper, inverted)
+    if word_contrast < RETHRESHOLD_SHARE * contrast:
+        again = _word_box(_ink_mask(smooth, paper, inverted, word_contrast, noise))
+        box = again if again is not None else box
     return _refine_box(gray, box, factor, paper, inverted, lighting), inverted, paper, lighting
+
+
+def _ink_mask(smooth: np.ndarray, paper: int, inverted: bool, contrast: int, noise: int) -> np.ndarray:
+    """Pixels of ``smooth`` farther from the paper than the ink threshold for ``contrast``."""
+    low, high = INK_THRESHOLD
+    threshold = min(high * contrast, max(low * contrast, INK_NOISE_MARGIN * noise))
+    return smooth > paper + threshold if inverted else smooth < paper - threshold
+
+
+def _contrast(region: np.ndarray, paper: int, inverted: bool) -> int:
+    """How far the ink farthest from the paper in ``region`` is from it."""
+    return int(region.max()) - paper if inverted else paper - int(region.min())
 
 
 def _levels(smooth: np.ndarray) -> tuple[int, bool, int, int]:
@@ -529,9 +547,12 @@ def _is_rule(mask: np.ndarray, top: int, bottom: int, left: int, right: int) -> 
         if height - bottom < RULE_EDGE_ROWS or not mask[height - 1, left:right].any():
             return False
         below = height
-    # Ink without a break from ``reach`` above the band to ``reach`` below it.
+    # Ink without a break from ``reach`` above the band to ``reach`` below it, on each side by
+    # itself too: a tall letter's stem (a d's) runs far past the band on one side, and on noisy
+    # ink may poke out by a row or two on the other.
     run = mask[above:below, left:right].any(axis=1)
-    return bool(run.mean() >= RULE_SOLID)
+    past = min(run[: top - above].mean(), run[bottom - above :].mean())
+    return bool(run.mean() >= RULE_SOLID and past >= RULE_SOLID)
 
 
 def _main_span(profile: np.ndarray, gap: float, height: int | None) -> tuple[int, int] | None:
