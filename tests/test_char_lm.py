@@ -115,3 +115,14 @@ def test_a_zero_weight_reads_like_the_image_alone(english):
     assert [[w for w, _ in r] for r in silent_reading] == [[w for w, _ in r] for r in image_reading]
     np.testing.assert_allclose([[p for _, p in r] for r in silent_reading], [[p for _, p in r] for r in image_reading],
                                rtol=1e-9)  # fmt: skip
+
+
+def test_a_one_letter_reading_is_left_to_the_image(english, monkeypatch):
+    # "r" alone is not a training word (the split put it elsewhere); the image says r, a little.
+    logits = _logits_for([("r", 0.6), ("n", 0.4)])
+    with_spelling = beam_decode(logits, ALPHABET, top_k=2, language_model=english)
+    assert with_spelling == beam_decode(logits, ALPHABET, top_k=2)
+    assert with_spelling[0][0][0] == "r"
+    # Without the rule, spelling would have read n.
+    monkeypatch.setattr(char_lm, "MIN_READING_LENGTH", 1)
+    assert beam_decode(logits, ALPHABET, top_k=1, language_model=english)[0][0][0] == "n"

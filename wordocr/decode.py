@@ -101,7 +101,12 @@ def beam_decode(
 def _rerank(
     labels: np.ndarray, lengths: np.ndarray, log_probs: np.ndarray, found: np.ndarray, language_model: CharLanguageModel
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(candidate order per image, best first; each candidate's share of the beam's probability)."""
+    """(candidate order per image, best first; each candidate's share of the beam's probability).
+
+    Images whose best reading is shorter than the model's ``MIN_READING_LENGTH`` keep the
+    beam's own order and probabilities."""
+    from wordocr.char_lm import MIN_READING_LENGTH
+
     batch, searched = log_probs.shape
     spelling = language_model.score(labels.reshape(batch * searched, -1), lengths.reshape(-1))
     combined = log_probs + language_model.weight * spelling.reshape(batch, searched)
@@ -110,4 +115,7 @@ def _rerank(
     shares = np.exp(combined - top)
     shares /= shares.sum(axis=1, keepdims=True)
     mass = np.exp(log_probs).sum(axis=1, keepdims=True)  # exp(-inf) of empty slots adds 0
-    return np.argsort(-combined, axis=1, kind="stable"), mass * shares
+    order, probs = np.argsort(-combined, axis=1, kind="stable"), mass * shares
+    short = lengths[:, 0] < MIN_READING_LENGTH
+    order[short], probs[short] = np.arange(searched), np.exp(log_probs[short])
+    return order, probs
