@@ -90,3 +90,11 @@ def test_report_lists_short_word_accuracy_per_cell():
 
     assert lines[-2] == "| train | 87.5% | 87.5% | - |"
     assert lines[-1] == "| heldout | 87.5% | 87.5% | 87.5% |"
+
+
+def test_stages_are_timed_in_turns():
+    calls = []
+    times = run._timed_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    assert calls == ["a", "b"] * 3
+    assert {name: len(samples) for name, samples in times.items()} == {"a": 3, "b": 3}
+    assert all(t >= 0 for samples in times.values() for t in samples)
