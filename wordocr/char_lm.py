@@ -107,7 +107,8 @@ class CharLanguageModel:
 
 @numba.njit(nogil=True)
 def _score(log_probs, labels, lengths, size):
-    # A loop, compiled: numpy's per-call overhead on these tiny arrays would cost 0.3 ms an image.
+    # A loop, compiled: 3 us for an image's 10 candidates, where numpy's per-call overhead on
+    # these tiny arrays costs about 70 us.
     out = np.zeros(labels.shape[0])
     for n in range(labels.shape[0]):
         context = size - 1  # word start in every position of the context
