@@ -135,8 +135,8 @@ def _events(encoded: list[list[int]], order: int) -> tuple[np.ndarray, np.ndarra
     return np.array(contexts, np.int64), np.array(outcomes, np.int64)
 
 
-def training_words_model(max_length: int, alphabet: Alphabet) -> CharLanguageModel:
+def training_words_model(max_length: int, alphabet: Alphabet, weight: float = WEIGHT) -> CharLanguageModel:
     """The model of the training split's words (the words a model artifact was trained on)."""
     from wordocr.words import load_words, split_words
 
-    return CharLanguageModel.build(split_words(load_words(1, max_length))["train"], alphabet)
+    return CharLanguageModel.build(split_words(load_words(1, max_length))["train"], alphabet, weight=weight)

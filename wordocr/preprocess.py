@@ -502,9 +502,11 @@ def _drop_edge_rules(mask: np.ndarray, top: int, bottom: int, left: int, right: 
         # The tall run at the end, or just inside it (a speck touching a border on its outer side).
         speck = round(RULE_THIN * (bottom - top))
         inner = start + np.argmax(tall[start : start + speck + 1])
-        firsts.append((inner, inner + _run_length(tall, inner, 1), inner + _run_length(tall, inner, 1)))
+        stop = inner + _run_length(tall, inner, 1)
+        firsts.append((inner, stop, stop))
         inner = end - 1 - np.argmax(tall[max(start, end - 1 - speck) : end][::-1])
-        lasts.append((inner + 1 - _run_length(tall, inner, -1), inner + 1, inner + 1 - _run_length(tall, inner, -1)))
+        begin = inner + 1 - _run_length(tall, inner, -1)
+        lasts.append((begin, inner + 1, begin))
         cut = next((resume for b, e, resume in firsts if e > b and _is_rule(mask, top, bottom, b, e)), None)
         if cut is not None:
             left = cut

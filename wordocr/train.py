@@ -18,7 +18,7 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -426,9 +426,7 @@ def train(
     storage.write_bytes(storage.join(out_dir, "training_curves.png"), plot_curves(history))
     spelling = None
     if config.spelling_weight > 0:
-        spelling = replace(
-            char_lm.training_words_model(spec.max_word_length, alphabet), weight=config.spelling_weight
-        )
+        spelling = char_lm.training_words_model(spec.max_word_length, alphabet, config.spelling_weight)
     save_artifact(model, out_dir, spec, alphabet,
                   {"training": summary, "model_size": config.model_size.to_dict()}, language_model=spelling)
     return TrainResult(out_dir, tracker.best_epoch, tracker.best_value, epochs_run, history, images_per_second)
