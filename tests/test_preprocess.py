@@ -7,8 +7,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from wordocr.config import DEFAULT_INPUT_SPEC, InputSpec
-from wordocr.fonts import font_faces
-from wordocr.preprocess import InvalidImageError, decode_image_bytes, preprocess
+from wordocr.fonts import face_by_name, font_faces
+from wordocr.preprocess import InvalidImageError, _find_ink, decode_image_bytes, preprocess
 from wordocr.render import render_request_word, render_word
 
 SPEC = DEFAULT_INPUT_SPEC
@@ -292,3 +292,43 @@ def test_an_ascender_poking_below_the_baseline_is_not_taken_for_a_rule(word, fam
     out = preprocess(page) < 128
     left = int(np.flatnonzero(out.any(axis=0))[0])
     assert out[2:6, left : left + 4].any()  # the first ink is the l's top, not an o or a u
+
+
+@pytest.mark.parametrize(
+    ("word", "face", "size"),
+    [
+        ("minimum", "lato/Lato-Black.ttf", 24),  # ink covers ~40 %: the median is not the paper
+        ("ride", "jost/Jost[wght].ttf@wght=800", 26),  # x-height rows fill the width: not rules
+        ("communion", "fira-sans/FiraSans-ExtraBold.ttf", 24),
+    ],
+)
+def test_a_heavy_word_cropped_flush_reads_as_with_margins(word, face, size):
+    flush = render_word(word, face_by_name(face), size, (0, 0, 0, 0))
+    assert _difference(preprocess(flush), preprocess(_on_page(flush, 20, 20, 20, 20))) < 4
+
+
+@pytest.mark.parametrize(
+    ("word", "face"),
+    [
+        ("yahwism", "eb-garamond/EBGaramond-Italic[wght].ttf@wght=800"),
+        ("yahwism", "playfair-display/PlayfairDisplay-Italic[wght].ttf@wght=800"),
+    ],
+)
+def test_a_tail_swinging_back_under_the_word_stays_in_the_box(word, face):
+    # An italic y's tail reaches left of the word's first stroke, below the x-height rows that
+    # set the box's ends: the box must still hold all of the word's ink.
+    glyphs = render_word(word, face_by_name(face), 32, (8, 8, 8, 8)).astype(np.float32)
+    faded = (255 - (255 - glyphs) * 133 / 255).astype(np.uint8)  # gray ink, as the clean tier draws
+    (top, bottom, left, right), *_ = _find_ink(faded)
+    dark = faded < 200
+    assert dark[top:bottom, left:right].sum() >= dark.sum() - 2
+
+
+@pytest.mark.parametrize(
+    "face", ["lato/Lato-Bold.ttf", "bitter/Bitter[wght].ttf@wght=800", "lora/Lora[wght].ttf@wght=700"]
+)
+def test_the_dots_of_a_bold_word_cropped_flush_are_kept(face):
+    # Bold i and j dots touching the top edge are as big as a cut-off neighbouring line's
+    # strokes would be; they are dots all the same.
+    glyphs = render_word("ij", face_by_name(face), 40, (0, 0, 0, 0))
+    assert _difference(preprocess(glyphs), preprocess(_on_page(glyphs, 5, 5, 5, 5))) < 6

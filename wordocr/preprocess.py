@@ -46,19 +46,20 @@ CORE_ROW_SHARE = 0.1
 # A band of rows touching the top or bottom edge counts this much of its ink when the word's
 # band is chosen (it is usually the cut-off neighbouring line).
 EDGE_BAND_WEIGHT = 0.3
-# A row with ink across LINE_SPAN of the word's width is a line: it joins the word only within
-# LINE_GAP times the text height (an underline right below, not a rule far away).
-LINE_SPAN = 0.95
-LINE_GAP = 0.25
 # Strokes hanging in from the top or bottom edge that end before the word's dense rows (those
 # with at least DENSE_ROW_SHARE of the fullest row's ink) are a cut-off neighbouring line, and are
 # dropped, unless every one of them is no bigger than DOT_SIZE times the dense rows' height (the
-# i dots of a word cropped flush with its top).
+# i dots of a word cropped flush with its top: a bold face's dots are half its x-height).
 DENSE_ROW_SHARE = 0.5
-DOT_SIZE = 0.35
+DOT_SIZE = 0.5
 # Rows grown onto the core: at most this times its height beyond it on each side (ascenders,
 # descenders and i dots that are not already in it; specks farther out are dropped).
 ROW_REACH = 1.0
+# Strokes above or below the text band grow the box sideways by at most this times its height.
+SIDE_REACH = 0.3
+# A band of full-width rows is a rule only where a row next to it holds less than this share of
+# its ink per row (a rule has paper, or a few descenders, on one side; a word's rows have more word).
+RULE_SIDE_SHARE = 0.5
 # A stroke at the end of the word is a rule if it is at most RULE_THIN times the text height
 # wide and runs on RULE_REACH times the text height above and below the text, RULE_SOLID solid.
 RULE_THIN = 0.25
@@ -67,6 +68,12 @@ RULE_SOLID = 0.9
 # Where the text comes closer to an image edge than that reach, a rule must still run on this
 # many rows past the text, into the edge.
 RULE_EDGE_ROWS = 1
+# The paper level is the peak of the gray-level counts summed over this many levels either side.
+PAPER_PEAK_WIDTH = 2
+# The median gray level stands for the paper unless that peak is more than this many levels away.
+PAPER_SHIFT = 16
+# ... and holds at least this share of the pixels (on uneven paper no level does).
+PAPER_PEAK_SHARE = 0.25
 # Uneven lighting is looked for when the paper spreads over more than LIGHTING_NOISE levels; it
 # is fitted on a LIGHTING_GRID x LIGHTING_GRID grid of blocks and taken out
 # when it changes the paper by at least MIN_LIGHTING_SPAN gray levels across the image.
@@ -200,13 +207,26 @@ def _contrast(region: np.ndarray, paper: int, inverted: bool) -> int:
 
 
 def _levels(smooth: np.ndarray) -> tuple[int, bool, int, int]:
-    """The paper level, whether ink is lighter, the ink's contrast and the paper's spread."""
-    cumulative = np.cumsum(np.bincount(smooth.ravel(), minlength=256))
-    paper = int(np.searchsorted(cumulative, cumulative[-1] / 2))
+    """The paper level, whether ink is lighter, the ink's contrast and the paper's spread.
+
+    The median tells the paper's side, and is the paper level unless the commonest level on
+    that side is well away from it: the median lands between paper and ink when ink covers
+    much of the image (a bold word cropped flush), and ink would then look like noise on gray
+    paper.
+    """
+    counts = np.bincount(smooth.ravel(), minlength=256)
+    cumulative = np.cumsum(counts)
+    median = int(np.searchsorted(cumulative, cumulative[-1] / 2))
     darkest, lightest = int(smooth.min()), int(smooth.max())
-    if lightest - paper > paper - darkest:
-        return paper, True, lightest - paper, paper - _percentile(cumulative, 0.5)
-    return paper, False, paper - darkest, _percentile(cumulative, 99.5) - paper
+    inverted = lightest - median > median - darkest
+    # Counts summed over a few neighbouring levels, so noisy paper still has one clear peak.
+    peaks = np.convolve(counts, np.ones(2 * PAPER_PEAK_WIDTH + 1), mode="same")
+    peak = int(np.argmax(peaks[: median + 1])) if inverted else median + int(np.argmax(peaks[median:]))
+    even = peaks[peak] >= PAPER_PEAK_SHARE * smooth.size  # not a patch of uneven paper
+    paper = peak if abs(peak - median) > PAPER_SHIFT and even else median
+    if inverted:
+        return paper, True, lightest - paper, max(0, paper - _percentile(cumulative, 0.5))
+    return paper, False, paper - darkest, max(0, _percentile(cumulative, 99.5) - paper)
 
 
 class _Lighting:
@@ -326,22 +346,53 @@ def _word_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     top, bottom, left, right = core
     text = bottom - top
     left, right = _grow(mask[top:bottom].sum(axis=0), left, right, COLUMN_GAP * text, COLUMN_GAP * text)
+    grown = left, right
     left, right = _drop_edge_rules(mask, top, bottom, left, right)
     gap, reach = max(2, round(ROW_GAP * text)), max(2, round(ROW_REACH * text))
     top = _follow_strokes(mask[:, left:right], top, -1, gap, reach)
     bottom = _follow_strokes(mask[:, left:right], bottom - 1, 1, gap, reach) + 1
+    # A stroke beyond the text band may reach past the word's ends (a y's tail swinging back
+    # under the first letter): the columns grow again over the final rows, touching ink only,
+    # not along a line across the word (an underline) and never back over a dropped rule.
+    rows = mask[top:bottom]
+    lines = rows[:, left:right].sum(axis=1) >= RULE_SPAN * (right - left)
+    wider = _grow(rows[~lines].sum(axis=0), left, right, 0, SIDE_REACH * text)
+    left = wider[0] if left == grown[0] else left
+    right = wider[1] if right == grown[1] else right
     return top, bottom, left, right
 
 
 def _without_rules(mask: np.ndarray) -> np.ndarray:
-    """``mask`` without its full-height columns and full-width rows (unless that leaves nothing)."""
+    """``mask`` without its full-height columns and full-width rows (unless that leaves nothing).
+
+    Full-width rows count only in thin bands with little ink next to them on at least one side:
+    a heavy word cropped flush with its ends fills rows of its x-height from edge to edge too,
+    but those make up a good part of its height and have the rest of the word on both sides.
+    """
     height, width = mask.shape
     tall = mask.sum(axis=0) >= RULE_SPAN * height
-    wide = mask.sum(axis=1) >= RULE_SPAN * width
+    row_ink = mask.sum(axis=1)
+    wide = row_ink >= RULE_SPAN * width
+    if wide.any():
+        inked = np.flatnonzero(row_ink)
+        wide = _rule_bands(wide, row_ink, max(2, RULE_THIN * (inked[-1] + 1 - inked[0])) + 1)
     if not (tall.any() or wide.any()):
         return mask
     core_mask = mask & ~tall[None, :] & ~wide[:, None]
     return core_mask if core_mask.any() else mask
+
+
+def _rule_bands(wide: np.ndarray, row_ink: np.ndarray, thickest: float) -> np.ndarray:
+    """The runs of ``wide`` rows that look like a rule: at most ``thickest`` rows, and a row next
+    to the run, above or below, with under RULE_SIDE_SHARE of the run's ink per row."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], wide, [False]))))
+    rules = np.zeros_like(wide)
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        above = row_ink[start - 1] if start > 0 else 0
+        below = row_ink[end] if end < len(row_ink) else 0
+        if end - start <= thickest and min(above, below) < RULE_SIDE_SHARE * row_ink[start:end].mean():
+            rules[start:end] = True
+    return rules
 
 
 def _without_hanging_strokes(mask: np.ndarray, core_mask: np.ndarray) -> np.ndarray | None:
