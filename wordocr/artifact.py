@@ -19,14 +19,16 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 
 from wordocr import storage
 from wordocr.alphabet import Alphabet
-from wordocr.char_lm import CharLanguageModel
 from wordocr.config import InputSpec
+
+if TYPE_CHECKING:  # the spelling model needs numba; publishing an artifact does not
+    from wordocr.char_lm import CharLanguageModel
 
 log = logging.getLogger(__name__)
 
@@ -131,4 +133,6 @@ def load_language_model(uri: str, doc: dict[str, Any]) -> CharLanguageModel | No
     entry = doc.get("language_model")
     if not entry:
         return None
+    from wordocr.char_lm import CharLanguageModel
+
     return CharLanguageModel.from_bytes(storage.read_bytes(storage.join(uri, entry["file"])))
