@@ -4,7 +4,8 @@
 
 What it measures, each on this machine (2 shared CPU cores: numbers are noisy, compare runs
 on the same machine only):
-- accuracy and CER per degradation tier (clean, noisy, hard) on words never trained on, in the
+- accuracy and CER per degradation tier (clean, noisy, hard; and tight: clean text cropped flush
+  with its ink) on words never trained on, in the
   training fonts and in the held-out fonts the model never saw;
 - in-process latency of one image (render, preprocess, model, decode) and batched throughput;
 - latency of each HTTP endpoint over loopback against the real ModelServer, and its peak RSS;
@@ -36,7 +37,7 @@ from wordocr.waiting import http_ok, stop_process, wait_until_ready
 log = logging.getLogger("bench")
 
 REPORT_DIR = Path(__file__).parent
-TIERS = ("clean", "noisy", "hard")
+TIERS = ("clean", "noisy", "hard", "tight")
 FONT_SETS = ("train", "heldout")
 THROUGHPUT_TURNS = 3
 

@@ -46,3 +46,16 @@ def test_hard_tier_blur_never_fills_in_the_counters():
     assert ink.size
     inside = row[ink[0] : ink[-1] + 1]
     assert inside.max() - inside.min() > 60  # the counter is still visible
+
+
+def test_tight_tier_crops_flush_with_the_ink():
+    rng = np.random.default_rng(3)
+    for word in ("minimum", "lapidify", "ox"):
+        layout = degrade.sample_layout("tight", rng)
+        assert layout.margins == (0, 0, 0, 0) and layout.tier == "tight"
+        image = degrade.degrade(render_word(word, _face("lato", "Black"), layout.size, layout.margins), layout, rng)
+        ink = image < 128
+        rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        # The font's box may leave a pixel or two of anti-aliasing or side bearing at an edge.
+        assert rows[0] <= 2 and rows[-1] >= ink.shape[0] - 3
+        assert columns[0] <= 2 and columns[-1] >= ink.shape[1] - 3

@@ -300,11 +300,15 @@ def test_an_ascender_poking_below_the_baseline_is_not_taken_for_a_rule(word, fam
         ("minimum", "lato/Lato-Black.ttf", 24),  # ink covers ~40 %: the median is not the paper
         ("ride", "jost/Jost[wght].ttf@wght=800", 26),  # x-height rows fill the width: not rules
         ("communion", "fira-sans/FiraSans-ExtraBold.ttf", 24),
+        ("row", "fira-sans/FiraSans-Black.ttf", 40),  # ink covers 64 %: more ink than paper
+        ("seepage", "barlow-condensed/BarlowCondensed-Black.ttf", 40),
     ],
 )
 def test_a_heavy_word_cropped_flush_reads_as_with_margins(word, face, size):
     flush = render_word(word, face_by_name(face), size, (0, 0, 0, 0))
-    assert _difference(preprocess(flush), preprocess(_on_page(flush, 20, 20, 20, 20))) < 4
+    expected = preprocess(_on_page(flush, 20, 20, 20, 20))
+    assert _difference(preprocess(flush), expected) < 4
+    assert _difference(preprocess(255 - flush), expected) < 4  # light ink on dark paper, flush too
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ def test_report_puts_tesseract_beside_the_model_per_cell():
 
     lines = run._tesseract_accuracy_lines(report)
 
-    assert lines[-1] == "| heldout | " + " | ".join(["99.0% (0.001) | 90.0% (0.020)"] * 3) + " |"
+    assert lines[-1] == "| heldout | " + " | ".join(["99.0% (0.001) | 90.0% (0.020)"] * 4) + " |"
 
 
 def test_report_lists_short_word_accuracy_per_cell():
@@ -88,8 +88,8 @@ def test_report_lists_short_word_accuracy_per_cell():
 
     lines = run._short_word_lines({"accuracy": cells})
 
-    assert lines[-2] == "| train | 87.5% | 87.5% | - |"
-    assert lines[-1] == "| heldout | 87.5% | 87.5% | 87.5% |"
+    assert lines[-2] == "| train | 87.5% | 87.5% | - | 87.5% |"
+    assert lines[-1] == "| heldout | 87.5% | 87.5% | 87.5% | 87.5% |"
 
 
 def test_stages_are_timed_in_turns():

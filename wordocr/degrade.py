@@ -5,6 +5,8 @@ Tiers:
   noisy  + small rotation, blur, gaussian noise, paper/ink gray levels, sometimes light-on-dark
   hard   + JPEG artefacts, low resolution, slant (shear), stroke weight, underline, clutter
          (table rules, cut-off neighbouring lines, specks), uneven lighting
+  tight  clean, but cropped flush with the ink on every side, as people crop a word by hand
+         (a test tier: with bold faces the ink covers much of such an image)
   train  a random mixture of the three (mostly noisy and hard) with extra size, margin and
          width jitter: what the model learns from
 
@@ -23,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from wordocr.render import Margins
 
-TIERS = ("clean", "noisy", "hard", "train")
+TIERS = ("clean", "noisy", "hard", "tight", "train")
 # Share of each tier in the "train" mixture: clean data alone would not teach robustness.
 TRAIN_MIX = {"clean": 0.15, "noisy": 0.4, "hard": 0.45}
 
@@ -51,6 +53,7 @@ class TierSettings:
 
 TIER_SETTINGS = {
     "clean": TierSettings(sizes=(16, 56), margin=(0.1, 0.8)),
+    "tight": TierSettings(sizes=(16, 56), margin=(0.0, 0.0)),
     "noisy": TierSettings(
         sizes=(16, 56), margin=(0.1, 0.8), rotate=4.0, blur=(0.0, 0.04), noise=(0.0, 12.0),
         gray_levels=True, invert=0.15,

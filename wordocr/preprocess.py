@@ -68,6 +68,9 @@ RULE_SOLID = 0.9
 # Where the text comes closer to an image edge than that reach, a rule must still run on this
 # many rows past the text, into the edge.
 RULE_EDGE_ROWS = 1
+# When this share range of the pixels is darker than the middle gray, ink and paper cover about
+# as much, and the polarity is read from the image's border instead of its median.
+POLARITY_AMBIGUOUS = (0.3, 0.7)
 # The paper level is the peak of the gray-level counts summed over this many levels either side.
 PAPER_PEAK_WIDTH = 2
 # The median gray level stands for the paper unless that peak is more than this many levels away.
@@ -209,21 +212,28 @@ def _contrast(region: np.ndarray, paper: int, inverted: bool) -> int:
 def _levels(smooth: np.ndarray) -> tuple[int, bool, int, int]:
     """The paper level, whether ink is lighter, the ink's contrast and the paper's spread.
 
-    The median tells the paper's side, and is the paper level unless the commonest level on
-    that side is well away from it: the median lands between paper and ink when ink covers
-    much of the image (a bold word cropped flush), and ink would then look like noise on gray
-    paper.
+    Polarity: the side of the gray range that the median falls on is the paper's, unless ink and
+    paper cover about as much (a bold word cropped flush with its ink); then the paper is what
+    the image's border mostly shows. The paper level is the median, unless the commonest level on
+    the paper's side is well away from it: when ink covers much of the image the median falls
+    between paper and ink, and ink would then look like noise on gray paper.
     """
     counts = np.bincount(smooth.ravel(), minlength=256)
     cumulative = np.cumsum(counts)
     median = int(np.searchsorted(cumulative, cumulative[-1] / 2))
     darkest, lightest = int(smooth.min()), int(smooth.max())
+    middle = (darkest + lightest) // 2
     inverted = lightest - median > median - darkest
+    dark_share = cumulative[middle] / cumulative[-1]
+    if POLARITY_AMBIGUOUS[0] <= dark_share <= POLARITY_AMBIGUOUS[1]:
+        border = np.concatenate((smooth[0], smooth[-1], smooth[:, 0], smooth[:, -1]))
+        inverted = bool((border <= middle).mean() > 0.5)
     # Counts summed over a few neighbouring levels, so noisy paper still has one clear peak.
     peaks = np.convolve(counts, np.ones(2 * PAPER_PEAK_WIDTH + 1), mode="same")
-    peak = int(np.argmax(peaks[: median + 1])) if inverted else median + int(np.argmax(peaks[median:]))
+    peak = int(np.argmax(peaks[: middle + 1])) if inverted else middle + int(np.argmax(peaks[middle:]))
     even = peaks[peak] >= PAPER_PEAK_SHARE * smooth.size  # not a patch of uneven paper
-    paper = peak if abs(peak - median) > PAPER_SHIFT and even else median
+    median_is_ink = median > middle if inverted else median < middle
+    paper = peak if median_is_ink or (abs(peak - median) > PAPER_SHIFT and even) else median
     if inverted:
         return paper, True, lightest - paper, max(0, paper - _percentile(cumulative, 0.5))
     return paper, False, paper - darkest, max(0, _percentile(cumulative, 99.5) - paper)
