@@ -302,6 +302,7 @@ def test_an_ascender_poking_below_the_baseline_is_not_taken_for_a_rule(word, fam
         ("communion", "fira-sans/FiraSans-ExtraBold.ttf", 24),
         ("row", "fira-sans/FiraSans-Black.ttf", 40),  # ink covers 64 %: more ink than paper
         ("seepage", "barlow-condensed/BarlowCondensed-Black.ttf", 40),
+        ("ballistics", "jost/Jost[wght].ttf@wght=800", 40),  # full-height b stem: not a border
     ],
 )
 def test_a_heavy_word_cropped_flush_reads_as_with_margins(word, face, size):

@@ -57,6 +57,9 @@ DOT_SIZE = 0.5
 ROW_REACH = 1.0
 # Strokes above or below the text band grow the box sideways by at most this times its height.
 SIDE_REACH = 0.3
+# Full-height columns are a cell border only in runs at most this times the image height wide
+# (plus the smoothing's two pixels): wider, they are a bold letter's stem in a crop flush with it.
+TALL_RULE_WIDTH = 0.15
 # A band of full-width rows is a rule only where a row next to it holds less than this share of
 # its ink per row (a rule has paper, or a few descenders, on one side; a word's rows have more word).
 RULE_SIDE_SHARE = 0.5
@@ -380,7 +383,7 @@ def _without_rules(mask: np.ndarray) -> np.ndarray:
     but those make up a good part of its height and have the rest of the word on both sides.
     """
     height, width = mask.shape
-    tall = mask.sum(axis=0) >= RULE_SPAN * height
+    tall = _thin_runs(mask.sum(axis=0) >= RULE_SPAN * height, TALL_RULE_WIDTH * height + 2)
     row_ink = mask.sum(axis=1)
     wide = row_ink >= RULE_SPAN * width
     if wide.any():
@@ -390,6 +393,16 @@ def _without_rules(mask: np.ndarray) -> np.ndarray:
         return mask
     core_mask = mask & ~tall[None, :] & ~wide[:, None]
     return core_mask if core_mask.any() else mask
+
+
+def _thin_runs(flags: np.ndarray, widest: float) -> np.ndarray:
+    """``flags`` without its runs of more than ``widest`` set entries."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], flags, [False]))))
+    thin = flags.copy()
+    for start, end in zip(edges[::2], edges[1::2], strict=True):
+        if end - start > widest:
+            thin[start:end] = False
+    return thin
 
 
 def _rule_bands(wide: np.ndarray, row_ink: np.ndarray, thickest: float) -> np.ndarray:
