@@ -337,3 +337,14 @@ def test_the_dots_of_a_bold_word_cropped_flush_are_kept(face):
     # strokes would be; they are dots all the same.
     glyphs = render_word("ij", face_by_name(face), 40, (0, 0, 0, 0))
     assert _difference(preprocess(glyphs), preprocess(_on_page(glyphs, 5, 5, 5, 5))) < 6
+
+
+@pytest.mark.parametrize(
+    ("word", "face", "size"),
+    [("all", "libre-baskerville/LibreBaskerville[wght].ttf@wght=400", 30), ("ill", "lora/Lora[wght].ttf@wght=400", 32)],
+)
+def test_a_stem_reaching_both_edges_of_a_flush_crop_is_a_letter(word, face, size):
+    # Cropped flush, an l spans the image's height as a cell border would; the rest of the word
+    # spanning it too tells them apart.
+    flush = render_word(word, face_by_name(face), size, (0, 0, 0, 0))
+    assert _difference(preprocess(flush), preprocess(_on_page(flush, 20, 20, 20, 20))) < 4

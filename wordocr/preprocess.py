@@ -384,6 +384,12 @@ def _without_rules(mask: np.ndarray) -> np.ndarray:
     """
     height, width = mask.shape
     tall = _thin_runs(mask.sum(axis=0) >= RULE_SPAN * height, TALL_RULE_WIDTH * height + 2)
+    if tall.any():
+        # The rest of the ink spans the height too: a crop flush with the word, whose l and j
+        # stems reach both edges as a border would.
+        rest = np.flatnonzero(mask[:, ~tall].any(axis=1))
+        if rest.size and rest[-1] + 1 - rest[0] >= RULE_SPAN * height:
+            tall[:] = False
     row_ink = mask.sum(axis=1)
     wide = row_ink >= RULE_SPAN * width
     if wide.any():
