@@ -401,11 +401,16 @@ def _without_rules(mask: np.ndarray) -> np.ndarray:
     return core_mask if core_mask.any() else mask
 
 
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of set entries in a 1-D bool array, in order."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], flags, [False]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
 def _thin_runs(flags: np.ndarray, widest: float) -> np.ndarray:
     """``flags`` without its runs of more than ``widest`` set entries."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], flags, [False]))))
     thin = flags.copy()
-    for start, end in zip(edges[::2], edges[1::2], strict=True):
+    for start, end in _runs(flags):
         if end - start > widest:
             thin[start:end] = False
     return thin
@@ -414,9 +419,8 @@ def _thin_runs(flags: np.ndarray, widest: float) -> np.ndarray:
 def _rule_bands(wide: np.ndarray, row_ink: np.ndarray, thickest: float) -> np.ndarray:
     """The runs of ``wide`` rows that look like a rule: at most ``thickest`` rows, and a row next
     to the run, above or below, with under RULE_SIDE_SHARE of the run's ink per row."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], wide, [False]))))
     rules = np.zeros_like(wide)
-    for start, end in zip(edges[::2], edges[1::2], strict=True):
+    for start, end in _runs(wide):
         above = row_ink[start - 1] if start > 0 else 0
         below = row_ink[end] if end < len(row_ink) else 0
         if end - start <= thickest and min(above, below) < RULE_SIDE_SHARE * row_ink[start:end].mean():
@@ -472,11 +476,9 @@ def _hanging(mask: np.ndarray, limit: int, dot: float) -> np.ndarray | None:
     into_word = _unpack(reached.pop() if len(reached) > limit else 0, packed.shape[1], width)
     walked = np.stack([_unpack(r, packed.shape[1], width) for r in reached])
     # Pieces: runs of the walked columns; one that goes on into row ``limit`` is part of the word.
-    columns = walked.any(axis=0)
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], columns, [False]))))
     hanging = np.zeros_like(mask)
     big = False
-    for start, end in zip(edges[::2], edges[1::2], strict=True):
+    for start, end in _runs(walked.any(axis=0)):
         if into_word[max(0, start - 1) : end + 1].any():
             continue
         depth = np.flatnonzero(walked[:, start:end].any(axis=1))[-1] + 1
