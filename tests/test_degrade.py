@@ -59,3 +59,28 @@ def test_tight_tier_crops_flush_with_the_ink():
         # The font's box may leave a pixel or two of anti-aliasing or side bearing at an edge.
         assert rows[0] <= 2 and rows[-1] >= ink.shape[0] - 3
         assert columns[0] <= 2 and columns[-1] >= ink.shape[1] - 3
+
+
+@pytest.mark.parametrize(
+    ("family", "style", "grow"), [("karla", "wght=300", False), ("lato", "Regular", False), ("lato", "Black", True)]
+)
+def test_stroke_weight_changes_only_letters_that_survive_them(family, style, grow):
+    """Thinning takes a pixel off each side of a stroke, bolding one off each side of a gap: a
+    light face at 16 px would vanish, a black one would fill its counters; at 64 px both read."""
+    face = _face(family, style)
+    assert not degrade.stroke_change_fits(255 - render_word("minimum", face, 16), grow)
+    assert degrade.stroke_change_fits(255 - render_word("minimum", face, 64), grow)
+
+
+def test_hard_tier_thinning_never_erases_small_light_words(monkeypatch):
+    """Every hard-tier draw thins (or bolds) its strokes where it fits: a 14-px light word keeps its ink."""
+    hard = degrade.TIER_SETTINGS["hard"]
+    only_stroke = degrade.TierSettings(sizes=hard.sizes, margin=hard.margin, stroke=1.0)
+    monkeypatch.setitem(degrade.TIER_SETTINGS, "hard", only_stroke)
+    face = _face("karla", "wght=300")
+    rng = np.random.default_rng(5)
+    for _ in range(6):
+        layout = degrade.Layout("hard", 14, (4, 4, 4, 4))
+        image = render_word("minimum", face, 14, layout.margins)
+        out = degrade.degrade(image, layout, rng)
+        assert (out < 128).sum() >= 0.9 * (image < 128).sum()

@@ -69,6 +69,11 @@ TIER_SETTINGS = {
 # that leaves it at least MIN_LOW_RES_DETAIL pixels wide. Beyond those a person cannot read it.
 MAX_BLUR_DETAIL = 0.5
 MIN_LOW_RES_DETAIL = 2.0
+# Bolder or thinner strokes (a 3x3 max or min filter) take a pixel off each side of every gap or
+# stroke: only letters whose median gap (bolder) or stroke (thinner) is at least
+# MIN_STROKE_CHANGE_WIDTH pixels get them. Thinning a 2-pixel stroke erases the word; bolding
+# small bold letters fills their counters.
+MIN_STROKE_CHANGE_WIDTH = 4.0
 # JPEG quality floor: JPEG_QUALITY_FLOOR minus JPEG_QUALITY_PER_PIXEL per pixel of detail (10-50).
 JPEG_QUALITY_FLOOR = 60
 JPEG_QUALITY_PER_PIXEL = 12
@@ -122,7 +127,8 @@ def degrade(image: np.ndarray, layout: Layout, rng: np.random.Generator) -> np.n
         ink = ink.rotate(rng.uniform(-s.rotate, s.rotate), Image.Resampling.BILINEAR, expand=True, fillcolor=0)
     if s.stroke and rng.random() < s.stroke:
         grow = rng.random() < 0.5
-        ink = ink.filter(ImageFilter.MaxFilter(3) if grow else ImageFilter.MinFilter(3))
+        if stroke_change_fits(np.asarray(ink), grow):
+            ink = ink.filter(ImageFilter.MaxFilter(3) if grow else ImageFilter.MinFilter(3))
 
     detail = glyph_detail(np.asarray(ink))
 
@@ -216,17 +222,13 @@ def _specks(ink: Image.Image, size: int, rng: np.random.Generator) -> None:
         draw.ellipse([x - r, y - r, x + r, y + r], fill=int(rng.integers(100, 256)))
 
 
-def glyph_detail(coverage: np.ndarray) -> float:
-    """The finest detail of the drawn letters that reading needs, in pixels: the median width of
-    the paper gaps between strokes (counters: the inside of an o, the gap in an n) or twice
-    the median stroke width, whichever is smaller, measured along rows of ``coverage`` (0 paper, 255 ink).
-
-    Bold letters have narrow counters, light ones thin strokes: either one is what blur and
-    low resolution erase first, so both are bounded by it rather than by the font size.
-    """
+def stroke_and_gap(coverage: np.ndarray) -> tuple[float, float]:
+    """The median stroke width and the median width of the paper gaps between strokes
+    (counters: the inside of an o, the gap in an n), in pixels, measured along the rows of
+    ``coverage`` (0 paper, 255 ink). (0, 0) for an image without ink."""
     mask = coverage > 127
     if not mask.any():
-        return 1.0
+        return 0.0, 0.0
     padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
     padded[:, 1:-1] = mask
     changes = np.diff(padded, axis=1)
@@ -237,10 +239,29 @@ def glyph_detail(coverage: np.ndarray) -> float:
     same_row = rows[1:] == rows[:-1]
     gaps = (starts[1:] - ends[:-1])[same_row]
     stroke = float(np.median(strokes))
-    gap = float(np.median(gaps)) if gaps.size else 2 * stroke
+    return stroke, float(np.median(gaps)) if gaps.size else 2 * stroke
+
+
+def glyph_detail(coverage: np.ndarray) -> float:
+    """The finest detail of the drawn letters that reading needs, in pixels: the median gap
+    between strokes or twice the median stroke width, whichever is smaller (``stroke_and_gap``).
+
+    Bold letters have narrow counters, light ones thin strokes: either one is what blur and
+    low resolution erase first, so both are bounded by it rather than by the font size.
+    """
+    stroke, gap = stroke_and_gap(coverage)
+    if not stroke:
+        return 1.0
     # A thin stroke survives more blur than a narrow gap does (the contrast stretch in
     # preprocessing brings a faint stroke back; nothing brings back a filled-in counter).
     return max(1.0, min(gap, 2 * stroke))
+
+
+def stroke_change_fits(coverage: np.ndarray, grow: bool) -> bool:
+    """Whether the letters in ``coverage`` can be made bolder (``grow``) or thinner by a pixel on
+    each side and still be read: see MIN_STROKE_CHANGE_WIDTH."""
+    stroke, gap = stroke_and_gap(coverage)
+    return (gap if grow else stroke) >= MIN_STROKE_CHANGE_WIDTH
 
 
 def blur_radius(radius: float, detail: float) -> float:
