@@ -66,11 +66,12 @@ def beam_decode(
     top_k: int = 3,
     beam_width: int = 10,
     language_model: CharLanguageModel | None = None,
-    candidates: int = 10,
+    candidates: int | None = None,
 ) -> list[list[tuple[str, float]]]:
     """The ``top_k`` most probable words per image, best first, as ``(word, probability)``.
 
-    With ``language_model`` the beam keeps ``candidates`` words (at least ``top_k``) and they are
+    With ``language_model`` the beam keeps ``candidates`` words (at least ``top_k``; by default
+    ``beam_width``, all it can hold) and they are
     ordered by ``log P(word | image) + weight * log P_lm(word)``, which also shares out their
     probabilities (see the module notes). Fewer than ``top_k`` come back when the beam holds
     fewer distinct words.
@@ -82,7 +83,7 @@ def beam_decode(
         raise ValueError(f"need 1 <= top_k <= beam_width, got top_k={top_k}, beam_width={beam_width}")
     if len(logits) == 0:
         return []
-    searched = top_k if language_model is None else max(top_k, candidates)
+    searched = top_k if language_model is None else max(top_k, candidates or beam_width)
     # The search wants the blank last, which is our convention.
     labels, lengths, log_probs, found = prefix_beam_search(logits, max(beam_width, searched), searched)
     order = np.broadcast_to(np.arange(searched), log_probs.shape)
