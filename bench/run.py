@@ -64,15 +64,6 @@ def _timed_interleaved(fns: dict, repeats: int) -> dict[str, list[float]]:
     return times
 
 
-def _timed(fn, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
 def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, tesseract=None) -> dict:
     """Our model per font set x tier; with a ``TesseractReader``, Tesseract on the same images too."""
     from wordocr.evaluate import evaluate
@@ -183,10 +174,10 @@ def bench_tesseract_in_process(reader, spec, repeats: int) -> dict:
     words = ["game", "word", "recognition", "ox", "kubeflow"]
     images = [preprocess(render_request_word(w), spec) for w in words]
     repeats = max(10, repeats // 3)  # about 10 ms an image: a third of our repeats is plenty
-    single = {
-        "upscale": percentiles(_timed(lambda: reader.prepare(images[0]), repeats)),
-        "read_one": percentiles(_timed(lambda: reader.read_one(images[0]), repeats)),
-    }
+    times = _timed_interleaved(
+        {"upscale": lambda: reader.prepare(images[0]), "read_one": lambda: reader.read_one(images[0])}, repeats
+    )
+    single = {name: percentiles(values) for name, values in times.items()}
     throughput = {}
     batch = [images[i % len(images)] for i in range(64)]
     for workers in sorted({1, os.cpu_count() or 1}):
