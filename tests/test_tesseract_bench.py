@@ -98,3 +98,11 @@ def test_stages_are_timed_in_turns():
     assert calls == ["a", "b"] * 3
     assert {name: len(samples) for name, samples in times.items()} == {"a": 3, "b": 3}
     assert all(t >= 0 for samples in times.values() for t in samples)
+
+
+@needs_tesseract
+def test_tesseract_speed_is_reported_per_stage_and_thread_count(reader):
+    speed = run.bench_tesseract_in_process(reader, DEFAULT_INPUT_SPEC, repeats=30)
+    assert set(speed["single_image"]) == {"upscale", "read_one"}
+    assert all(stage["n"] == 10 and 0 < stage["p50_ms"] <= stage["p99_ms"] for stage in speed["single_image"].values())
+    assert speed["throughput"] and all(rate > 0 for rate in speed["throughput"].values())
