@@ -72,8 +72,8 @@ def beam_decode(
 
     With ``language_model`` the beam keeps ``candidates`` words (at least ``top_k``; by default
     ``beam_width``, all it can hold) and they are ordered by ``log P(word | image) + weight *
-    log P_lm(word)``, which also shares out their probabilities (see the module notes). Fewer than ``top_k`` come back when the beam holds
-    fewer distinct words.
+    log P_lm(word)``, which also shares out their probabilities (see the module notes). Fewer
+    than ``top_k`` come back when the beam holds fewer distinct words.
     """
     from wordocr.beam_search import prefix_beam_search
 
