@@ -82,7 +82,9 @@ def beam_decode(
         raise ValueError(f"need 1 <= top_k <= beam_width, got top_k={top_k}, beam_width={beam_width}")
     if len(logits) == 0:
         return []
-    searched = top_k if language_model is None else max(top_k, candidates or beam_width)
+    if candidates is None:
+        candidates = beam_width
+    searched = top_k if language_model is None else max(top_k, candidates)
     # The search wants the blank last, which is our convention.
     labels, lengths, log_probs, found = prefix_beam_search(logits, max(beam_width, searched), searched)
     order = np.broadcast_to(np.arange(searched), log_probs.shape)
