@@ -78,9 +78,9 @@ def test_hard_tier_thinning_never_erases_small_light_words(monkeypatch):
     only_stroke = degrade.TierSettings(sizes=hard.sizes, margin=hard.margin, stroke=1.0)
     monkeypatch.setitem(degrade.TIER_SETTINGS, "hard", only_stroke)
     face = _face("karla", "wght=300")
+    layout = degrade.Layout("hard", 14, (4, 4, 4, 4))
+    image = render_word("minimum", face, 14, layout.margins)
     rng = np.random.default_rng(5)
     for _ in range(6):
-        layout = degrade.Layout("hard", 14, (4, 4, 4, 4))
-        image = render_word("minimum", face, 14, layout.margins)
         out = degrade.degrade(image, layout, rng)
         assert (out < 128).sum() >= 0.9 * (image < 128).sum()
