@@ -348,3 +348,43 @@ def test_a_stem_reaching_both_edges_of_a_flush_crop_is_a_letter(word, face, size
     # spanning it too tells them apart.
     flush = render_word(word, face_by_name(face), size, (0, 0, 0, 0))
     assert _difference(preprocess(flush), preprocess(_on_page(flush, 20, 20, 20, 20))) < 4
+
+
+@pytest.mark.parametrize(
+    ("word", "face", "size"),
+    [
+        ("jig", "inter/Inter[opsz,wght].ttf@wght=800", 24),  # found no ink at all before
+        ("ijk", "inter/Inter[opsz,wght].ttf@wght=600", 20),
+        ("fjord", "inter/Inter[opsz,wght].ttf@wght=800", 16),
+        ("dub", "jost/Jost-Italic[wght].ttf@wght=600", 18),  # a lighting gradient was fitted to it
+    ],
+)
+def test_a_small_dense_word_cropped_flush_is_found_whole(word, face, size):
+    # The 3x3 mean leaves hardly a pixel of such a crop pure paper: smoothed, its paper looks
+    # darker and noisy. Unsmoothed, the paper is one level.
+    flush = render_word(word, face_by_name(face), size, (0, 0, 0, 0))
+    found = _find_ink(flush)
+    assert found is not None
+    (top, bottom, left, right), _, paper, lighting = found
+    assert paper >= 250 and lighting is None
+    dark = flush < 128
+    assert dark[top:bottom, left:right].sum() >= dark.sum() - 2  # a lone corner pixel may go
+
+
+@pytest.mark.parametrize(
+    ("word", "face", "size"),
+    [
+        ("jackanapes", "inter/Inter[opsz,wght].ttf@wght=800", 52),
+        ("jackanapes", "inter/Inter[opsz,wght].ttf@wght=400", 24),
+        ("jackanapes", "inter/Inter[opsz,wght].ttf@wght=300", 24),
+        ("fjord", "inter/Inter[opsz,wght].ttf@wght=400", 40),  # the f went with the j
+    ],
+)
+def test_a_j_at_the_edge_of_a_flush_crop_is_a_letter(word, face, size):
+    # The mean closes the pixel or two of paper between a j's dot and its stem, and the stem then
+    # runs from edge to edge past the text like a cell border; unsmoothed, the gap is there.
+    flush = render_word(word, face_by_name(face), size, (0, 0, 0, 0))
+    (_, _, left, right), *_ = _find_ink(flush)
+    columns = np.flatnonzero((flush < 128).any(axis=0))
+    assert left <= columns[0] + 2 and right >= columns[-1] - 1  # the j is in (it was cut off)
+    assert _difference(preprocess(flush), preprocess(_on_page(flush, 20, 20, 20, 20))) < 4

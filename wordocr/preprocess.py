@@ -71,6 +71,10 @@ RULE_SOLID = 0.9
 # Where the text comes closer to an image edge than that reach, a rule must still run on this
 # many rows past the text, into the edge.
 RULE_EDGE_ROWS = 1
+# Paper whose spread is at most this many gray levels is clean enough to read unsmoothed as well:
+# there a stroke with a row of paper in it is no rule, however the 3x3 mean joins it (an i's or
+# j's dot, a pixel or two above its stem). On noisier paper a rule's own pixels drop out.
+SHARP_NOISE = 4
 # When this share range of the pixels is darker than the middle gray, ink and paper cover about
 # as much, and the polarity is read from the image's border instead of its median.
 POLARITY_AMBIGUOUS = (0.3, 0.7)
@@ -80,6 +84,10 @@ PAPER_PEAK_WIDTH = 2
 PAPER_SHIFT = 16
 # ... and holds at least this share of the pixels (on uneven paper no level does).
 PAPER_PEAK_SHARE = 0.25
+# Paper is clean when this share of the unsmoothed pixels on its side of the middle gray lie
+# within PAPER_PEAK_WIDTH levels of one level (the rest: the ink's anti-aliased edges). Noisy
+# paper, a gradient, or a margin of another gray (a rotated crop's fill) spread it wider.
+CLEAN_PAPER_SHARE = 0.7
 # Uneven lighting is looked for when the paper spreads over more than LIGHTING_NOISE levels; it
 # is fitted on a LIGHTING_GRID x LIGHTING_GRID grid of blocks and taken out
 # when it changes the paper by at least MIN_LIGHTING_SPAN gray levels across the image.
@@ -178,7 +186,8 @@ def _find_ink(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool, int, _
     # A 3x3 mean keeps strokes but divides pixel noise by three.
     smooth = np.asarray(small.filter(ImageFilter.BoxBlur(1))) if min(small.size) >= 3 else np.asarray(small)
 
-    paper, inverted, contrast, noise = _levels(smooth)
+    sharp = np.asarray(small)
+    paper, inverted, contrast, noise = _levels(smooth, sharp)
     lighting = None
     if noise > LIGHTING_NOISE:  # a wide paper spread: noise, or a gradient worth taking out
         lighting = _lighting(smooth, inverted, factor)
@@ -188,14 +197,21 @@ def _find_ink(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool, int, _
     if contrast < max(MIN_CONTRAST, MIN_CONTRAST_TO_NOISE * noise):
         return None
 
-    box = _word_box(_ink_mask(smooth, paper, inverted, contrast, noise))
+    # On clean paper the unsmoothed image is read too, where the mean closes a pixel's gap.
+    sharp = sharp if noise <= SHARP_NOISE and lighting is None else None
+
+    def word_box(contrast: int) -> tuple[int, int, int, int] | None:
+        sharp_mask = None if sharp is None else _ink_mask(sharp, paper, inverted, contrast, noise)
+        return _word_box(_ink_mask(smooth, paper, inverted, contrast, noise), sharp_mask)
+
+    box = word_box(contrast)
     if box is None:
         return None
     # The darkest ink may be clutter the box left out (an underline, a rule, a blot); the
     # threshold it set can be too high for fainter letters, which then come out broken or lost.
     word_contrast = _contrast(smooth[box[0] : box[1], box[2] : box[3]], paper, inverted)
     if word_contrast < RETHRESHOLD_SHARE * contrast:
-        again = _word_box(_ink_mask(smooth, paper, inverted, word_contrast, noise))
+        again = word_box(word_contrast)
         box = again if again is not None else box
     return _refine_box(gray, box, factor, paper, inverted, lighting), inverted, paper, lighting
 
@@ -212,7 +228,7 @@ def _contrast(region: np.ndarray, paper: int, inverted: bool) -> int:
     return int(region.max()) - paper if inverted else paper - int(region.min())
 
 
-def _levels(smooth: np.ndarray) -> tuple[int, bool, int, int]:
+def _levels(smooth: np.ndarray, unsmoothed: np.ndarray | None = None) -> tuple[int, bool, int, int]:
     """The paper level, whether ink is lighter, the ink's contrast and the paper's spread.
 
     Polarity: the side of the gray range that the median falls on is the paper's, unless ink and
@@ -220,6 +236,12 @@ def _levels(smooth: np.ndarray) -> tuple[int, bool, int, int]:
     the image's border mostly shows. The paper level is the median, unless the commonest level on
     the paper's side is well away from it: when ink covers much of the image the median falls
     between paper and ink, and ink would then look like noise on gray paper.
+
+    Where the ``unsmoothed`` image is given and its paper is clean (one level, give or take a
+    couple), that level is the paper: the 3x3 mean mixes every paper pixel next to a stroke with
+    ink, which in a crop flush with bold ink, or among many thin strokes, moves the smoothed peak
+    and median off the paper and makes the paper look noisy (a lighting gradient gets fitted to
+    it, or the contrast falls below the noise and the word is lost).
     """
     counts = np.bincount(smooth.ravel(), minlength=256)
     cumulative = np.cumsum(counts)
@@ -237,9 +259,25 @@ def _levels(smooth: np.ndarray) -> tuple[int, bool, int, int]:
     even = peaks[peak] >= PAPER_PEAK_SHARE * smooth.size  # not a patch of uneven paper
     median_is_ink = median > middle if inverted else median < middle
     paper = peak if median_is_ink or (abs(peak - median) > PAPER_SHIFT and even) else median
+    clean = None if unsmoothed is None else _clean_paper(unsmoothed, middle, inverted)
+    paper = paper if clean is None else clean
     if inverted:
         return paper, True, lightest - paper, max(0, paper - _percentile(cumulative, 0.5))
     return paper, False, paper - darkest, max(0, _percentile(cumulative, 99.5) - paper)
+
+
+def _clean_paper(unsmoothed: np.ndarray, middle: int, inverted: bool) -> int | None:
+    """The paper level of ``unsmoothed`` if its paper is clean: CLEAN_PAPER_SHARE of the pixels on
+    the paper's side of ``middle`` lie within PAPER_PEAK_WIDTH levels of one level; else None."""
+    counts = np.bincount(unsmoothed.ravel(), minlength=256)
+    side = counts[: middle + 1] if inverted else counts[middle + 1 :]
+    if not side.any():  # one level all over: nothing is paper beside ink
+        return None
+    window = np.convolve(side, np.ones(2 * PAPER_PEAK_WIDTH + 1), mode="same")
+    best = int(np.argmax(window))
+    if window[best] < CLEAN_PAPER_SHARE * max(1, side.sum()):
+        return None
+    return best if inverted else middle + 1 + best
 
 
 class _Lighting:
@@ -336,7 +374,7 @@ def _percentile(cumulative: np.ndarray, percent: float) -> int:
     return int(np.searchsorted(cumulative, cumulative[-1] * percent / 100.0))
 
 
-def _word_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+def _word_box(mask: np.ndarray, sharp: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
     """Box of the word in an ink mask, without table rules, far specks and neighbouring lines.
 
     0. Strokes of a cut-off neighbouring line, hanging in from the top or bottom edge, are
@@ -348,6 +386,8 @@ def _word_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
        the core's rows (a tall letter masked out in 1 comes back), minus a thin stroke at
        either end that runs well past the text both above and below (a rule, never a letter),
        then rows within those columns (ascenders, descenders, i dots, an underline right below).
+
+    ``sharp``, where given, is the ink mask of the unsmoothed image, for telling rules from letters.
     """
     core_mask = _without_rules(mask)
     cleaned = _without_hanging_strokes(mask, core_mask)
@@ -360,7 +400,7 @@ def _word_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     text = bottom - top
     left, right = _grow(mask[top:bottom].sum(axis=0), left, right, COLUMN_GAP * text, COLUMN_GAP * text)
     grown = left, right
-    left, right = _drop_edge_rules(mask, top, bottom, left, right)
+    left, right = _drop_edge_rules(mask, top, bottom, left, right, sharp)
     gap, reach = max(2, round(ROW_GAP * text)), max(2, round(ROW_REACH * text))
     top = _follow_strokes(mask[:, left:right], top, -1, gap, reach)
     bottom = _follow_strokes(mask[:, left:right], bottom - 1, 1, gap, reach) + 1
@@ -556,7 +596,9 @@ def _grow(profile: np.ndarray, start: int, end: int, gap: float, reach: float) -
     return low, high
 
 
-def _drop_edge_rules(mask: np.ndarray, top: int, bottom: int, left: int, right: int) -> tuple[int, int]:
+def _drop_edge_rules(
+    mask: np.ndarray, top: int, bottom: int, left: int, right: int, sharp: np.ndarray | None = None
+) -> tuple[int, int]:
     """Shrink [left, right) past a thin stroke at either end that crosses the text band [top,
     bottom) and runs on past it by a good part of its height both above and below: a table
     rule or cell border. A letter never does both (an l stops at the baseline, a j's dot is
@@ -589,11 +631,11 @@ def _drop_edge_rules(mask: np.ndarray, top: int, bottom: int, left: int, right: 
         inner = end - 1 - np.argmax(tall[max(start, end - 1 - speck) : end][::-1])
         begin = inner + 1 - _run_length(tall, inner, -1)
         lasts.append((begin, inner + 1, begin))
-        cut = next((resume for b, e, resume in firsts if e > b and _is_rule(mask, top, bottom, b, e)), None)
+        cut = next((resume for b, e, resume in firsts if e > b and _is_rule(mask, top, bottom, b, e, sharp)), None)
         if cut is not None:
             left = cut
             continue
-        cut = next((resume for b, e, resume in lasts if e > b and _is_rule(mask, top, bottom, b, e)), None)
+        cut = next((resume for b, e, resume in lasts if e > b and _is_rule(mask, top, bottom, b, e, sharp)), None)
         if cut is None:
             break
         right = cut
@@ -612,7 +654,9 @@ def _run_length(flags: np.ndarray, start: int, step: int) -> int:
     return count
 
 
-def _is_rule(mask: np.ndarray, top: int, bottom: int, left: int, right: int) -> bool:
+def _is_rule(
+    mask: np.ndarray, top: int, bottom: int, left: int, right: int, sharp: np.ndarray | None = None
+) -> bool:
     text = bottom - top
     # The smoothing before thresholding widens every stroke by a pixel on each side.
     if right - left > max(2, RULE_THIN * text) + 2:
@@ -636,6 +680,13 @@ def _is_rule(mask: np.ndarray, top: int, bottom: int, left: int, right: int) -> 
     # ink may poke out by a row or two on the other.
     run = mask[above:below, left:right].any(axis=1)
     past = min(run[: top - above].mean(), run[bottom - above :].mean())
+    if sharp is not None:
+        # The whole stroke as the smoothed mask joins it, out from the band: unsmoothed, a rule
+        # has ink in every row of it; an i or j has paper between its dot and its stem.
+        inked = mask[:, left:right].any(axis=1)
+        start, end = top - _run_length(inked, top - 1, -1), bottom + _run_length(inked, bottom, 1)
+        if not sharp[start:end, left:right].any(axis=1).all():
+            return False
     return bool(run.mean() >= RULE_SOLID and past >= RULE_SOLID)
 
 
