@@ -5,7 +5,7 @@
 What it measures, each on this machine (2 shared CPU cores: numbers are noisy, compare runs
 on the same machine only):
 - accuracy and CER per degradation tier (clean, noisy, hard; and tight: clean text cropped flush
-  with its ink) on words never trained on, in the
+  with its ink) on words never trained on (letters alone excepted), in the
   training fonts and in the held-out fonts the model never saw;
 - in-process latency of one image (render, preprocess, model, decode) and batched throughput;
 - latency of each HTTP endpoint over loopback against the real ModelServer, and its peak RSS;

@@ -23,8 +23,12 @@ def test_splits_are_disjoint_complete_and_roughly_90_5_5():
     words = load_words()
     splits = split_words(words)
     train, val, test = (set(splits[s]) for s in ("train", "val", "test"))
+    letters = {w for w in words if len(w) == 1}
+    assert len(letters) == 26
+    assert letters <= train and letters <= val and letters <= test  # the alphabet, in every split
+    train, val, test = train - letters, val - letters, test - letters
     assert not (train & val or train & test or val & test)
-    assert train | val | test == set(words)
+    assert train | val | test | letters == set(words)
     assert 0.87 < len(train) / len(words) < 0.93
     assert 0.03 < len(val) / len(words) < 0.07
     assert 0.03 < len(test) / len(words) < 0.07

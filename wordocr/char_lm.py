@@ -37,7 +37,7 @@ WEIGHT = 0.2
 # How many beam candidates are reranked: the beam's width (see recognizer.BEAM_WIDTH).
 CANDIDATES = 10
 # Spelling reranks only when the image's best reading has at least this many letters: a lone
-# letter has no spelling, only a place in the vocabulary (and the split hides some of the 26).
+# letter has no spelling, and a likelier word a letter longer ("on" for an "o") must not win it.
 MIN_READING_LENGTH = 2
 BOUNDARY = 26  # word start (in a context) and word end (as an outcome)
 SYMBOLS = 27

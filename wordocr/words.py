@@ -6,7 +6,8 @@ intersection drops many one-source oddities. Every 1- and 2-letter entry the dic
 know is kept, so short words are present.
 
 Splits are decided per word by a stable hash, so they are disjoint, deterministic and do not
-depend on the order or size of the list (adding a word never moves another word).
+depend on the order or size of the list (adding a word never moves another word). Letters
+alone are the exception: they are in every split.
 """
 
 from __future__ import annotations
@@ -53,10 +54,16 @@ def split_of(word: str) -> str:
 
 
 def split_words(words: Iterable[str]) -> dict[str, list[str]]:
-    """Word-disjoint ``train``/``val``/``test`` lists (about 90/5/5), each sorted and unique."""
+    """Word-disjoint ``train``/``val``/``test`` lists (about 90/5/5), each sorted and unique.
+
+    Letters alone are the alphabet, not vocabulary, and every split has all of them: hashed like
+    words, r alone went to the test split, so no model saw a lone r (it read one as n), while the
+    length-balanced draw made it 3 % of every test set.
+    """
     splits: dict[str, list[str]] = {split: [] for split in SPLITS}
     for word in sorted(set(words)):
-        splits[split_of(word)].append(word)
+        for split in SPLITS if len(word) == 1 else (split_of(word),):
+            splits[split].append(word)
     return splits
 
 
