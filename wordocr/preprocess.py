@@ -253,8 +253,7 @@ def _levels(smooth: np.ndarray, unsmoothed: np.ndarray | None = None) -> tuple[i
     if POLARITY_AMBIGUOUS[0] <= dark_share <= POLARITY_AMBIGUOUS[1]:
         border = np.concatenate((smooth[0], smooth[-1], smooth[:, 0], smooth[:, -1]))
         inverted = bool((border <= middle).mean() > 0.5)
-    # Counts summed over a few neighbouring levels, so noisy paper still has one clear peak.
-    peaks = np.convolve(counts, np.ones(2 * PAPER_PEAK_WIDTH + 1), mode="same")
+    peaks = _summed_levels(counts)
     peak = int(np.argmax(peaks[: middle + 1])) if inverted else middle + int(np.argmax(peaks[middle:]))
     even = peaks[peak] >= PAPER_PEAK_SHARE * smooth.size  # not a patch of uneven paper
     median_is_ink = median > middle if inverted else median < middle
@@ -273,11 +272,17 @@ def _clean_paper(unsmoothed: np.ndarray, middle: int, inverted: bool) -> int | N
     side = counts[: middle + 1] if inverted else counts[middle + 1 :]
     if not side.any():  # one level all over: nothing is paper beside ink
         return None
-    window = np.convolve(side, np.ones(2 * PAPER_PEAK_WIDTH + 1), mode="same")
+    window = _summed_levels(side)
     best = int(np.argmax(window))
     if window[best] < CLEAN_PAPER_SHARE * max(1, side.sum()):
         return None
     return best if inverted else middle + 1 + best
+
+
+def _summed_levels(counts: np.ndarray) -> np.ndarray:
+    """Gray-level counts summed over PAPER_PEAK_WIDTH neighbouring levels each side, so noisy
+    paper still has one clear peak."""
+    return np.convolve(counts, np.ones(2 * PAPER_PEAK_WIDTH + 1), mode="same")
 
 
 class _Lighting:
@@ -680,14 +685,15 @@ def _is_rule(
     # ink may poke out by a row or two on the other.
     run = mask[above:below, left:right].any(axis=1)
     past = min(run[: top - above].mean(), run[bottom - above :].mean())
-    if sharp is not None:
-        # The whole stroke as the smoothed mask joins it, out from the band: unsmoothed, a rule
-        # has ink in every row of it; an i or j has paper between its dot and its stem.
-        inked = mask[:, left:right].any(axis=1)
-        start, end = top - _run_length(inked, top - 1, -1), bottom + _run_length(inked, bottom, 1)
-        if not sharp[start:end, left:right].any(axis=1).all():
-            return False
-    return bool(run.mean() >= RULE_SOLID and past >= RULE_SOLID)
+    if run.mean() < RULE_SOLID or past < RULE_SOLID:
+        return False
+    if sharp is None:
+        return True
+    # The whole stroke as the smoothed mask joins it, out from the band: unsmoothed, a rule has
+    # ink in every row of it; an i or j has paper between its dot and its stem.
+    inked = mask[:, left:right].any(axis=1)
+    start, end = top - _run_length(inked, top - 1, -1), bottom + _run_length(inked, bottom, 1)
+    return bool(sharp[start:end, left:right].any(axis=1).all())
 
 
 def _main_span(profile: np.ndarray, gap: float, height: int | None) -> tuple[int, int] | None:
