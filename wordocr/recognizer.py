@@ -23,6 +23,7 @@ from wordocr.artifact import load_artifact, load_language_model
 from wordocr.char_lm import CANDIDATES, CharLanguageModel
 from wordocr.config import InputSpec
 from wordocr.decode import beam_decode, greedy_decode_with_confidence
+from wordocr.second_look import SECOND_LOOK_BELOW, variants
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class Recognizer:
         info: dict[str, Any] | None = None,
         xla_batch_buckets: tuple[int, ...] = XLA_BATCH_BUCKETS,
         language_model: CharLanguageModel | None = None,
+        second_look_below: float = SECOND_LOOK_BELOW,
     ):
         import tensorflow as tf
 
@@ -72,6 +74,7 @@ class Recognizer:
         self.alphabet = alphabet
         self.info = info or {}
         self.language_model = language_model
+        self.second_look_below = second_look_below  # 0 turns the second look off
         self._model = model
 
         def _logits(images):
@@ -126,7 +129,27 @@ class Recognizer:
         return self._xla_fns[bucket](images).numpy()[:count]
 
     def recognize(self, images: np.ndarray, top_k: int = 3) -> list[Recognition]:
-        """One ``Recognition`` per image; ``top_k=0`` skips beam search (greedy reading only)."""
+        """One ``Recognition`` per image; ``top_k=0`` skips beam search (greedy reading only).
+
+        With beam search, readings less sure than ``second_look_below`` get a second look
+        (``wordocr.second_look``): the most confident reading of the image and its lighter and
+        heavier variants is kept, with that reading's top paths; a variant's empty reading never is.
+        """
+        images = self._check(images)
+        results = self._read(images, top_k)
+        if top_k <= 0:
+            return results
+        unsure = [i for i, r in enumerate(results) if r.confidence < self.second_look_below]
+        if unsure:
+            second = self._read(variants(images[unsure]), top_k)
+            for j, i in enumerate(unsure):
+                for candidate in (second[j], second[j + len(unsure)]):
+                    # A variant can fade a lone thin letter away; no reading is never a better one.
+                    if candidate.text and candidate.confidence > results[i].confidence:
+                        results[i] = candidate
+        return results
+
+    def _read(self, images: np.ndarray, top_k: int) -> list[Recognition]:
         logits = self.logits(images)
         best = greedy_decode_with_confidence(logits, self.alphabet)
         if top_k <= 0 or len(logits) == 0:
