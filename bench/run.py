@@ -1,6 +1,6 @@
 """Measure the deployed model and write ``bench/report.json`` and ``bench/report.md``.
 
-    python -m bench.run --model out/serving/word-ocr [--samples 500] [--requests 300]
+    python -m bench.run --model out/serving/word-ocr [--samples 1000] [--requests 300]
 
 What it measures, each on this machine (2 shared CPU cores: numbers are noisy, compare runs
 on the same machine only):
@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a model artifact or a published model folder (default: %(default)s, from `make run`)",
     )
     parser.add_argument(
-        "--samples", type=int, default=500, help="test images per tier and font set (default: %(default)s)"
+        "--samples", type=int, default=1000, help="test images per tier and font set (default: %(default)s)"
     )
     parser.add_argument("--requests", type=int, default=300, help="HTTP requests per endpoint (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=300, help="in-process repetitions (default: %(default)s)")
