@@ -424,12 +424,19 @@ def train(
     # Reports first, spec.json (inside save_artifact) last: a folder with spec.json is complete.
     storage.write_bytes(storage.join(out_dir, "history.json"), json.dumps(history, indent=2).encode())
     storage.write_bytes(storage.join(out_dir, "training_curves.png"), plot_curves(history))
-    spelling = None
-    if config.spelling_weight > 0:
-        spelling = char_lm.training_words_model(spec.max_word_length, alphabet, config.spelling_weight)
-    save_artifact(model, out_dir, spec, alphabet,
-                  {"training": summary, "model_size": config.model_size.to_dict()}, language_model=spelling)
+    save_trained_model(model, out_dir, spec, alphabet, summary, config.model_size, config.spelling_weight)
     return TrainResult(out_dir, tracker.best_epoch, tracker.best_value, epochs_run, history, images_per_second)
+
+
+def save_trained_model(model: keras.Model, out_dir: str, spec: InputSpec, alphabet: Alphabet,
+                       summary: dict[str, Any], model_size: ModelSize, spelling_weight: float) -> None:
+    """Write the artifact the predictor loads: the model, the spelling model of the training words
+    (unless ``spelling_weight`` is 0) and spec.json with the training summary, last."""
+    spelling = None
+    if spelling_weight > 0:
+        spelling = char_lm.training_words_model(spec.max_word_length, alphabet, spelling_weight)
+    save_artifact(model, out_dir, spec, alphabet, {"training": summary, "model_size": model_size.to_dict()},
+                  language_model=spelling)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------

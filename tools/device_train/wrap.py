@@ -14,9 +14,9 @@ from pathlib import Path
 
 from wordocr import char_lm
 from wordocr.alphabet import Alphabet
-from wordocr.artifact import save_artifact
 from wordocr.config import DEFAULT_INPUT_SPEC
 from wordocr.model import DEFAULT_MODEL_SIZE, build_model
+from wordocr.train import save_trained_model
 
 
 def wrap(run_dir: Path, out_dir: str) -> None:
@@ -28,9 +28,7 @@ def wrap(run_dir: Path, out_dir: str) -> None:
     rates = history["images_per_second"]
     summary = {**meta, "device": f"gpu ({meta.get('gpu')}, Keras {meta.get('backend')} backend)",
                "train_images_per_second": sum(rates) / len(rates), "history": history}
-    spelling = char_lm.training_words_model(DEFAULT_INPUT_SPEC.max_word_length, alphabet, char_lm.WEIGHT)
-    save_artifact(model, out_dir, DEFAULT_INPUT_SPEC, alphabet,
-                  {"training": summary, "model_size": DEFAULT_MODEL_SIZE.to_dict()}, language_model=spelling)
+    save_trained_model(model, out_dir, DEFAULT_INPUT_SPEC, alphabet, summary, DEFAULT_MODEL_SIZE, char_lm.WEIGHT)
 
 
 def main() -> None:
