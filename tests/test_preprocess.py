@@ -388,3 +388,35 @@ def test_a_j_at_the_edge_of_a_flush_crop_is_a_letter(word, face, size):
     columns = np.flatnonzero((flush < 128).any(axis=0))
     assert left <= columns[0] + 2 and right >= columns[-1] - 1  # the j is in (it was cut off)
     assert _difference(preprocess(flush), preprocess(_on_page(flush, 20, 20, 20, 20))) < 4
+
+
+@pytest.mark.parametrize(
+    ("word", "face", "size"),
+    [
+        ("in", "roboto/Roboto[wdth,wght].ttf@wght=300", 20),
+        ("in", "lato/Lato-Light.ttf", 14),
+        ("imaginate", "noto-sans/NotoSans[wdth,wght].ttf@wght=300", 16),
+        ("imaginate", "open-sans/OpenSans-Italic[wdth,wght].ttf@wght=300", 16),
+    ],
+)
+def test_the_dot_of_a_small_light_i_is_kept(word, face, size):
+    # A one- or two-pixel dot fades below the ink threshold in the 3x3 mean, and at half contrast
+    # it is a lone pixel; the crop then began below it and the i read as a dotless stroke.
+    image = render_word(word, face_by_name(face), size, (8, 8, 8, 8))
+    (top, _, _, _), *_ = _find_ink(image)
+    assert top <= np.flatnonzero((image < 128).any(axis=1))[0]
+
+
+@pytest.mark.parametrize("above", ["hold", "glyph"])
+def test_a_cut_off_line_above_is_not_followed_into_the_crop(above):
+    # Above a word on clean paper, unsmoothed ink is followed up to an i's dot, but not where
+    # ink reaches the top edge: the faint strokes of a line cut off a pixel above would join in.
+    face = face_by_name("noto-sans/NotoSans[wdth,wght].ttf@wght=300")
+    word = render_word("imaginate", face, 16, (8, 0, 8, 8))
+    line = render_word(above, face, 16, (0, 0, 0, 0))
+    cut = line[line.shape[0] * 2 // 3 :, : word.shape[1]]  # its strokes hang in from the edge
+    page = np.full((cut.shape[0] + 1 + word.shape[0], word.shape[1]), 255, dtype=np.uint8)
+    page[: cut.shape[0], : cut.shape[1]] = cut
+    page[cut.shape[0] + 1 :] = word
+    (top, _, _, _), *_ = _find_ink(page)
+    assert top == cut.shape[0] + 1

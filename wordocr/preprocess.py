@@ -213,7 +213,8 @@ def _find_ink(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool, int, _
     if word_contrast < RETHRESHOLD_SHARE * contrast:
         again = word_box(word_contrast)
         box = again if again is not None else box
-    return _refine_box(gray, box, factor, paper, inverted, lighting), inverted, paper, lighting
+    refined = _refine_box(gray, box, factor, paper, inverted, lighting, keep_lone_pixels=sharp is not None)
+    return refined, inverted, paper, lighting
 
 
 def _ink_mask(smooth: np.ndarray, paper: int, inverted: bool, contrast: int, noise: int) -> np.ndarray:
@@ -331,6 +332,7 @@ def _refine_box(
     paper: int,
     inverted: bool,
     lighting: _Lighting | None = None,
+    keep_lone_pixels: bool = False,
 ) -> tuple[int, int, int, int]:
     """Re-measure the found box at full resolution, at half the local ink contrast, unsmoothed.
 
@@ -354,8 +356,10 @@ def _refine_box(
         mask = region > paper + 0.5 * (int(region.max()) - paper)
     else:
         mask = region < paper - 0.5 * (paper - int(region.min()))
+    alone = mask
     mask = _without_lone_pixels(mask)
-    rows = np.flatnonzero(mask.any(axis=1))
+    # On clean paper a lone pixel above or below the letters is ink: a small i's dot.
+    rows = np.flatnonzero((alone if keep_lone_pixels else mask).any(axis=1))
     columns = np.flatnonzero(mask.any(axis=0))
     if rows.size == 0 or columns.size == 0:
         return top, bottom, left, right
@@ -407,7 +411,11 @@ def _word_box(mask: np.ndarray, sharp: np.ndarray | None = None) -> tuple[int, i
     grown = left, right
     left, right = _drop_edge_rules(mask, top, bottom, left, right, sharp)
     gap, reach = max(2, round(ROW_GAP * text)), max(2, round(ROW_REACH * text))
-    top = _follow_strokes(mask[:, left:right], top, -1, gap, reach)
+    # The mean fades a small i's one-pixel dot below the threshold; unsmoothed it is still ink.
+    # Upward only (below, a thin underline the mean faded is better left out), and only with
+    # paper along the top edge: there, a cut-off line above would join in by its faint strokes.
+    above = mask if sharp is None or sharp[0].any() else mask | sharp
+    top = _follow_strokes(above[:, left:right], top, -1, gap, reach)
     bottom = _follow_strokes(mask[:, left:right], bottom - 1, 1, gap, reach) + 1
     # A stroke beyond the text band may reach past the word's ends (a y's tail swinging back
     # under the first letter): the columns grow again over the final rows, touching ink only,
