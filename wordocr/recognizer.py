@@ -2,7 +2,7 @@
 
 Calling a Keras model eagerly or through ``model.predict`` costs 50-200 ms per image; a
 ``tf.function`` traced once for a fixed ``[None, H, W]`` signature costs a few. Single images
-go through an XLA-compiled version of the same function, about twice as fast on CPU. XLA
+and pairs go through an XLA-compiled version of the same function, faster on CPU. XLA
 compiles once per input shape, so a batch is padded up to the next of the fixed sizes in
 ``XLA_BATCH_BUCKETS``, each compiled at load; batches above them stay on the plain traced
 function, which is as fast or faster there. Everything is traced and run once at
@@ -28,11 +28,12 @@ from wordocr.second_look import SECOND_LOOK_BELOW, variants
 log = logging.getLogger(__name__)
 
 BEAM_WIDTH = 10
-# Batch sizes compiled with XLA at load (about 1.5-2.5 s each on 2 cores). Measured on the
+# Batch sizes compiled with XLA at load (about 0.5-2.5 s each on 2 cores). Measured on the
 # default model on 2 shared cores: XLA halves batch-1 latency, is even at batch 4-8 and 15-20 %
-# slower at 32-256, so only single images take the XLA path; larger batches use the plain
-# traced function.
-XLA_BATCH_BUCKETS = (1,)
+# slower at 32-256, so single images and pairs take the XLA path (a pair: the second look's two
+# variants of an unsure image, 11.9 -> 9.1 ms p50 for the whole reading); larger batches use the
+# plain traced function.
+XLA_BATCH_BUCKETS = (1, 2)
 
 
 @dataclass
