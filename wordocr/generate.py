@@ -96,14 +96,27 @@ def make_sample(
     drawn again from the same ``rng``, so the result stays a pure function of the seed and no
     label is ever written over an image that does not show it.
     """
+    return draw_sample(rng, sampler, families, tier, spec)[1]
+
+
+def draw_sample(
+    rng: np.random.Generator,
+    sampler: Callable[[np.random.Generator], str],
+    families: tuple[tuple[FontFace, ...], ...],
+    tier: str,
+    spec: InputSpec,
+) -> tuple[np.ndarray, shards.Sample]:
+    """``make_sample``'s draw, with the degraded image before preprocessing: what a user would
+    send, for measuring preprocessing and model together on fixed images."""
     for _ in range(MAX_DRAWS):
         word = sampler(rng)
         family = families[rng.integers(len(families))]
         face = family[rng.integers(len(family))]
         layout = sample_layout(tier, rng)
-        image = preprocess(degrade(render_word(word, face, layout.size, layout.margins), layout, rng), spec)
+        raw = degrade(render_word(word, face, layout.size, layout.margins), layout, rng)
+        image = preprocess(raw, spec)
         if shows_ink(image):
-            return shards.Sample(image, word, face.name)
+            return raw, shards.Sample(image, word, face.name)
         log.debug("redrawing %r in %s: its image is blank or solid", word, face.name)
     raise RuntimeError(f"no readable sample in {MAX_DRAWS} draws for tier {tier!r}")
 
@@ -132,12 +145,36 @@ def shard_samples(
     spec: InputSpec = DEFAULT_INPUT_SPEC,
 ) -> Iterator[shards.Sample]:
     """The samples of one shard, lazily, in order."""
+    sampler, families, rng, count = _shard_draw_state(split, shard_index, num_shards, num_samples, seed, font_set, tier,
+                                                      spec)  # fmt: skip
+    for _ in range(count):
+        yield make_sample(rng, sampler, families, tier, spec)
+
+
+def shard_draws(
+    split: str,
+    shard_index: int,
+    num_shards: int,
+    num_samples: int,
+    seed: int,
+    font_set: str = "train",
+    tier: str = "train",
+    spec: InputSpec = DEFAULT_INPUT_SPEC,
+) -> Iterator[tuple[np.ndarray, shards.Sample]]:
+    """The samples of one shard as ``shard_samples`` makes them, each with its degraded image
+    before preprocessing (``draw_sample``)."""
+    sampler, families, rng, count = _shard_draw_state(split, shard_index, num_shards, num_samples, seed, font_set, tier,
+                                                      spec)  # fmt: skip
+    for _ in range(count):
+        yield draw_sample(rng, sampler, families, tier, spec)
+
+
+def _shard_draw_state(split: str, shard_index: int, num_shards: int, num_samples: int, seed: int, font_set: str,
+                      tier: str, spec: InputSpec):  # fmt: skip
     _check_args(split, tier, font_set, shard_index, num_shards, num_samples)
     sampler = _word_sampler(split, spec.max_word_length)
-    families = _faces_by_family(font_set)
     rng = shard_rng(seed, split, tier, font_set, shard_index)
-    for _ in range(shard_sizes(num_samples, num_shards)[shard_index]):
-        yield make_sample(rng, sampler, families, tier, spec)
+    return sampler, _faces_by_family(font_set), rng, shard_sizes(num_samples, num_shards)[shard_index]
 
 
 def _check_args(split: str, tier: str, font_set: str, shard_index: int, num_shards: int, num_samples: int) -> None:
