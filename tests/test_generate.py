@@ -94,7 +94,7 @@ def test_regenerating_with_same_params_is_a_no_op_and_other_params_are_refused(t
 
 def test_a_failed_run_leaves_no_manifest_and_a_rerun_completes(tmp_path, monkeypatch):
     out = tmp_path / "data"
-    real = generate.make_sample
+    real = generate.draw_sample
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -103,13 +103,13 @@ def test_a_failed_run_leaves_no_manifest_and_a_rerun_completes(tmp_path, monkeyp
             raise RuntimeError("simulated crash")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(generate, "make_sample", flaky)
+    monkeypatch.setattr(generate, "draw_sample", flaky)
     with pytest.raises(RuntimeError, match="simulated crash"):
         generate.generate_dataset(str(out), "train", 12, seed=4, num_shards=2, workers=1)
     assert not (out / shards.MANIFEST_NAME).exists()
     with pytest.raises(FileNotFoundError):
         shards.read_manifest(str(out))
-    monkeypatch.setattr(generate, "make_sample", real)
+    monkeypatch.setattr(generate, "draw_sample", real)
     assert generate.generate_dataset(str(out), "train", 12, seed=4, num_shards=2, workers=1).count == 12
 
 

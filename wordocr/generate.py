@@ -83,22 +83,6 @@ def _faces_by_family(font_set: str) -> tuple[tuple[FontFace, ...], ...]:
     return tuple(tuple(faces) for faces in grouped.values())
 
 
-def make_sample(
-    rng: np.random.Generator,
-    sampler: Callable[[np.random.Generator], str],
-    families: tuple[tuple[FontFace, ...], ...],
-    tier: str,
-    spec: InputSpec,
-) -> shards.Sample:
-    """One labelled image: word, face, layout, render, degrade, preprocess.
-
-    A draw whose model input came out (almost) blank or (almost) solid ink is thrown away and
-    drawn again from the same ``rng``, so the result stays a pure function of the seed and no
-    label is ever written over an image that does not show it.
-    """
-    return draw_sample(rng, sampler, families, tier, spec)[1]
-
-
 def draw_sample(
     rng: np.random.Generator,
     sampler: Callable[[np.random.Generator], str],
@@ -106,8 +90,13 @@ def draw_sample(
     tier: str,
     spec: InputSpec,
 ) -> tuple[np.ndarray, shards.Sample]:
-    """``make_sample``'s draw, with the degraded image before preprocessing: what a user would
-    send, for measuring preprocessing and model together on fixed images."""
+    """One labelled image: word, face, layout, render, degrade, preprocess; returned with the
+    degraded image before preprocessing (what a user would send: ``tools/fixed_sets.py``).
+
+    A draw whose model input came out (almost) blank or (almost) solid ink is thrown away and
+    drawn again from the same ``rng``, so the result stays a pure function of the seed and no
+    label is ever written over an image that does not show it.
+    """
     for _ in range(MAX_DRAWS):
         word = sampler(rng)
         family = families[rng.integers(len(families))]
@@ -145,10 +134,8 @@ def shard_samples(
     spec: InputSpec = DEFAULT_INPUT_SPEC,
 ) -> Iterator[shards.Sample]:
     """The samples of one shard, lazily, in order."""
-    sampler, families, rng, count = _shard_draw_state(split, shard_index, num_shards, num_samples, seed, font_set, tier,
-                                                      spec)  # fmt: skip
-    for _ in range(count):
-        yield make_sample(rng, sampler, families, tier, spec)
+    for _, sample in shard_draws(split, shard_index, num_shards, num_samples, seed, font_set, tier, spec):
+        yield sample
 
 
 def shard_draws(
@@ -161,20 +148,14 @@ def shard_draws(
     tier: str = "train",
     spec: InputSpec = DEFAULT_INPUT_SPEC,
 ) -> Iterator[tuple[np.ndarray, shards.Sample]]:
-    """The samples of one shard as ``shard_samples`` makes them, each with its degraded image
-    before preprocessing (``draw_sample``)."""
-    sampler, families, rng, count = _shard_draw_state(split, shard_index, num_shards, num_samples, seed, font_set, tier,
-                                                      spec)  # fmt: skip
-    for _ in range(count):
-        yield draw_sample(rng, sampler, families, tier, spec)
-
-
-def _shard_draw_state(split: str, shard_index: int, num_shards: int, num_samples: int, seed: int, font_set: str,
-                      tier: str, spec: InputSpec):  # fmt: skip
+    """The samples of one shard, each with its degraded image before preprocessing
+    (``draw_sample``)."""
     _check_args(split, tier, font_set, shard_index, num_shards, num_samples)
     sampler = _word_sampler(split, spec.max_word_length)
+    families = _faces_by_family(font_set)
     rng = shard_rng(seed, split, tier, font_set, shard_index)
-    return sampler, _faces_by_family(font_set), rng, shard_sizes(num_samples, num_shards)[shard_index]
+    for _ in range(shard_sizes(num_samples, num_shards)[shard_index]):
+        yield draw_sample(rng, sampler, families, tier, spec)
 
 
 def _check_args(split: str, tier: str, font_set: str, shard_index: int, num_shards: int, num_samples: int) -> None:
