@@ -52,17 +52,18 @@ def test_eval_reads_the_sets_as_the_predictor_and_lists_what_it_misread(tmp_path
         recognizer.second_look_below = below
         readings = [r.text for r in recognizer.recognize(inputs, top_k=1)]
         set_result = evaluate(result.artifact_uri, tmp_path, second_look_below=below)["heldout-clean"]
+        errors = set_result["example_errors"]
         assert set_result["count"] == len(labels)
-        assert [(m["index"], m["read"]) for m in set_result["misread"]] == [
-            (i, r) for i, (w, r) in enumerate(zip(labels, readings, strict=True)) if w != r
+        assert [(e["truth"], e["predicted"]) for e in errors] == [
+            (w, r) for w, r in zip(labels, readings, strict=True) if w != r
         ]
-        assert set_result["misread"][-1]["word"] == "zzz"
-        assert set_result["word_accuracy"] == pytest.approx(1 - len(set_result["misread"]) / len(labels))
+        assert errors[-1]["truth"] == "zzz"
+        assert set_result["word_accuracy"] == pytest.approx(1 - len(errors) / len(labels))
 
     failures = tmp_path / "failures.json"
     assert main(["eval", result.artifact_uri, str(tmp_path), "--failures", str(failures)]) == 0
     assert "heldout-clean" in capsys.readouterr().out
-    assert json.loads(failures.read_text())["heldout-clean"][-1]["word"] == "zzz"
+    assert json.loads(failures.read_text())["heldout-clean"][-1]["truth"] == "zzz"
 
 
 def test_eval_without_sets_says_to_build_them(tmp_path, capsys):

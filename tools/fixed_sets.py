@@ -10,8 +10,9 @@ draw. Changes to preprocessing or to how the recognizer reads need the same imag
 Each set is ``<font set>-<tier>.npz`` in the folder: the degraded images exactly as the generator
 made them before preprocessing (``generate.shard_draws``; test split, seed 31), with their words
 and faces. ``eval`` preprocesses them with the working tree's code and reads them as the
-predictor does (beam search, spelling, the second look), and prints word accuracy per set;
-``--failures FILE`` writes every misread image's word, reading and face.
+predictor does (beam search, spelling, the second look; ``wordocr.evaluate.score_samples``, the
+rule the pipeline's gate reads by), and prints word accuracy per set; ``--failures FILE`` writes
+every misread image's word, reading, face and confidence, in the set's order.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -75,12 +75,13 @@ def load_set(path: Path) -> tuple[list[np.ndarray], list[str], list[str]]:
     return images, words, fonts
 
 
-def evaluate(model: str, folder: Path, second_look_below: float | None = None,
-             batch_size: int = 256) -> dict[str, dict]:  # fmt: skip
-    """Per set: word accuracy, count and the misread images (word, reading, face)."""
+def evaluate(model: str, folder: Path, second_look_below: float | None = None) -> dict[str, dict]:
+    """Per set: ``wordocr.evaluate``'s metrics, with every misread image in ``example_errors``."""
     from serving.predictor import resolve_artifact_uri
+    from wordocr.evaluate import score_samples
     from wordocr.preprocess import preprocess
     from wordocr.recognizer import Recognizer
+    from wordocr.shards import Sample
 
     recognizer = Recognizer.load(resolve_artifact_uri(model))
     if second_look_below is not None:
@@ -88,26 +89,10 @@ def evaluate(model: str, folder: Path, second_look_below: float | None = None,
     results = {}
     for path in sorted(folder.glob("*.npz")):
         images, words, fonts = load_set(path)
-        readings = []
-        for batch in _batches(images, batch_size):
-            inputs = np.stack([preprocess(image, recognizer.spec) for image in batch])
-            readings.extend(r.text for r in recognizer.recognize(inputs, top_k=1))
-        misread = [
-            {"index": i, "word": w, "read": r, "font": f}
-            for i, (w, r, f) in enumerate(zip(words, readings, fonts, strict=True))
-            if w != r
-        ]
-        results[path.stem] = {
-            "count": len(words),
-            "word_accuracy": 1 - len(misread) / len(words) if words else float("nan"),
-            "misread": misread,
-        }
+        samples = (Sample(preprocess(image, recognizer.spec), word, font)
+                   for image, word, font in zip(images, words, fonts, strict=True))  # fmt: skip
+        results[path.stem] = score_samples(recognizer, samples, max_example_errors=None)
     return results
-
-
-def _batches(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, result in results.items():
         print(f"{name:16s} {100 * result['word_accuracy']:6.2f} %  of {result['count']}")
     if args.failures:
-        args.failures.write_text(json.dumps({n: r["misread"] for n, r in results.items()}, indent=1) + "\n")
+        args.failures.write_text(json.dumps({n: r["example_errors"] for n, r in results.items()}, indent=1) + "\n")
     return 0
 
 

@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -45,11 +45,25 @@ def evaluate(artifact_uri: str, dataset_uri: str, batch_size: int = 256,
     """Read every sample of ``dataset_uri`` as the predictor does (beam search, reranked by the
     artifact's spelling model if it has one) and report overall, per-length and per-font metrics."""
     recognizer = recognizer or Recognizer.load(artifact_uri)
+    metrics = {
+        "artifact_uri": artifact_uri,
+        "dataset_uri": dataset_uri,
+        **score_samples(recognizer, shards.iter_samples(dataset_uri), batch_size),
+    }
+    log.info("%s on %s: word accuracy %.4f, CER %.4f over %d images",
+             artifact_uri, dataset_uri, metrics["word_accuracy"], metrics["cer"], metrics["count"])
+    return metrics
+
+
+def score_samples(recognizer: Recognizer, samples: Iterable[shards.Sample], batch_size: int = 256,
+                  max_example_errors: int | None = MAX_EXAMPLE_ERRORS) -> dict[str, Any]:  # fmt: skip
+    """``evaluate``'s metrics of ``samples`` (model inputs with their words and faces), without
+    the URIs; ``max_example_errors=None`` lists every misread sample, in order."""
     preds: list[str] = []
     truths: list[str] = []
     fonts: list[str] = []
     confidences: list[float] = []
-    for batch in _batches(shards.iter_samples(dataset_uri), batch_size):
+    for batch in _batches(iter(samples), batch_size):
         images = np.stack([s.image for s in batch])
         for sample, result in zip(batch, recognizer.recognize(images, top_k=1), strict=True):
             preds.append(result.text)
@@ -70,9 +84,7 @@ def evaluate(artifact_uri: str, dataset_uri: str, batch_size: int = 256,
         for p, t, f, c in zip(preds, truths, fonts, confidences, strict=True)
         if p != t
     ]
-    metrics = {
-        "artifact_uri": artifact_uri,
-        "dataset_uri": dataset_uri,
+    return {
         "count": len(truths),
         "word_accuracy": word_accuracy(preds, truths),
         "cer": character_error_rate(preds, truths),
@@ -81,11 +93,8 @@ def evaluate(artifact_uri: str, dataset_uri: str, batch_size: int = 256,
         "per_length": _breakdown(by_length),
         "per_font": _breakdown(by_font),
         "error_count": len(errors),
-        "example_errors": errors[:MAX_EXAMPLE_ERRORS],
+        "example_errors": errors[:max_example_errors],
     }
-    log.info("%s on %s: word accuracy %.4f, CER %.4f over %d images",
-             artifact_uri, dataset_uri, metrics["word_accuracy"], metrics["cer"], metrics["count"])
-    return metrics
 
 
 def _mean(values: list[float]) -> float | None:
