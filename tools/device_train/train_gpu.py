@@ -160,8 +160,26 @@ def main() -> None:
     log(f"{steps_per_epoch} steps/epoch, ~{epoch_seconds:.0f} s/epoch: the schedule runs {epochs} of "
         f"{args.epochs} epochs")
     model, config = make_model(epochs, precision)
+    # The weights travel back without the optimizer's state: a compiled model's save_weights
+    # holds Adam's moments too (27 MB), over the device's 16 MiB limit for one returned file.
+    plain = build_model(spec, alphabet, config.model_size)
     history: dict[str, list[float]] = {}
-    best: dict = {"accuracy": -1.0, "epoch": 0, "weights": None}
+    best: dict = {"accuracy": -1.0, "epoch": 0}
+    started = time.time()
+
+    def save(epochs_run: int) -> None:
+        """Written after every epoch, so a run cut off by the call's limit still returns its best."""
+        meta = {
+            "train_images": len(x), "val_images": len(val_x), "requested_train_samples": args.train_samples,
+            "epochs_requested": args.epochs, "epochs_scheduled": epochs, "epochs_run": epochs_run,
+            "best_epoch": best["epoch"], "best_val_word_accuracy": best["accuracy"],
+            "batch_size": args.batch_size, "precision": precision, "backend": keras.backend.backend(),
+            "keras": keras.__version__, "probe_ms_per_step": step * 1000, "generation_seconds": gen_seconds,
+            "train_seconds": time.time() - started, "total_seconds": time.time() - START, "cpus": procs,
+            "seed": args.seed, **device_facts(),
+        }
+        (args.out / "history.json").write_text(json.dumps(history, indent=1))
+        (args.out / "meta.json").write_text(json.dumps(meta, indent=1))
 
     class Track(keras.callbacks.Callback):
         """train.WordAccuracyCallback's rule: greedy val word accuracy picks the best epoch."""
@@ -181,7 +199,10 @@ def main() -> None:
                 history.setdefault(key, []).append(value)
             improved = row["val_word_accuracy"] > best["accuracy"]
             if improved:
-                best.update(accuracy=row["val_word_accuracy"], epoch=epoch + 1, weights=self.model.get_weights())
+                best.update(accuracy=row["val_word_accuracy"], epoch=epoch + 1)
+                plain.set_weights(self.model.get_weights())
+                plain.save_weights(args.out / "best.weights.h5")
+            save(epoch + 1)
             log(f"epoch {epoch + 1}/{epochs}: loss {row['loss']:.3f}  val word acc {row['val_word_accuracy']:.4f}  "
                 f"cer {row['val_cer']:.4f}  {seconds:.1f} s  {row['images_per_second']:.0f} images/s"
                 f"{'  (best)' if improved else ''}")
@@ -192,28 +213,18 @@ def main() -> None:
                 log("deadline: stopping before the next epoch")
                 self.model.stop_training = True
 
-    started = time.time()
     model.fit(x, y, batch_size=args.batch_size, epochs=epochs, shuffle=True, callbacks=[Track()], verbose=0)
-    model.set_weights(best["weights"])
-    model.save_weights(args.out / "best.weights.h5")
-    meta = {
-        "train_images": len(x), "val_images": len(val_x), "requested_train_samples": args.train_samples,
-        "epochs_requested": args.epochs, "epochs_scheduled": epochs, "epochs_run": len(history["loss"]),
-        "best_epoch": best["epoch"], "best_val_word_accuracy": best["accuracy"], "batch_size": args.batch_size,
-        "precision": precision, "backend": keras.backend.backend(), "keras": keras.__version__,
-        "probe_ms_per_step": step * 1000, "generation_seconds": gen_seconds,
-        "train_seconds": time.time() - started, "total_seconds": time.time() - START, "cpus": procs,
-        "seed": args.seed,
-    }
+    log(f"saved: best epoch {best['epoch']}, val word accuracy {best['accuracy']:.4f}; "
+        f"{(args.out / 'meta.json').read_text()}")
+
+
+def device_facts() -> dict:
     try:
         import torch
-
-        meta.update(torch=torch.__version__, gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
     except ImportError:
-        pass
-    (args.out / "history.json").write_text(json.dumps(history, indent=1))
-    (args.out / "meta.json").write_text(json.dumps(meta, indent=1))
-    log(f"saved: best epoch {best['epoch']}, val word accuracy {best['accuracy']:.4f}; {json.dumps(meta)}")
+        return {}
+    return {"torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 if __name__ == "__main__":
