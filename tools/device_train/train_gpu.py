@@ -4,10 +4,11 @@ Why this exists: the issue's accuracy targets are for a model trained with the c
 (200,000 images, 20 epochs, batch 128), 27 times the local run's budget. The device machine that
 some sessions are lent has PyTorch but no TensorFlow, cannot install it and has no network, so
 this runs Keras 3 on its torch backend (cuDNN LSTMs) with the project's own generator, model,
-loss, learning-rate schedule and best-epoch rule (in float32 by default: see ``--precision``). The data go from the generator to
-memory rather than through TFRecord shards. Out: ``best.weights.h5`` (wrap.py turns it into an
-artifact on the CPU machine), ``history.json``, ``meta.json``. Every phase is timed against
-``--deadline`` so the weights come back even when the full schedule does not fit.
+loss, learning-rate schedule and best-epoch rule (in float32 by default: see ``--precision``).
+The data go from the generator to memory rather than through TFRecord shards. Out:
+``best.weights.h5`` (wrap.py turns it into an artifact on the CPU machine), ``history.json``,
+``meta.json``. Every phase is timed against ``--deadline`` so the weights come back even when
+the full schedule does not fit.
 """
 
 from __future__ import annotations
