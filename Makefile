@@ -59,7 +59,7 @@ lint: $(STAMP) ## ruff
 compile: $(STAMP) ## regenerate the compiled pipeline YAML
 	$(PY) -m pipelines.compile
 
-bench: $(STAMP) ## accuracy per tier (ours and Tesseract, same images), latency, load, memory -> bench/report.json (after `make run`)
+bench: $(STAMP) ## accuracy per tier (ours and Tesseract, same images), latency, load, memory -> bench/report.json, .md, .png (after `make run`)
 	$(MAKE) --no-print-directory tesseract
 	$(PY) -m bench.run --model $(WORKDIR)/serving/word-ocr $(BENCH_FLAGS)
 

@@ -1,4 +1,4 @@
-"""Measure the deployed model and write ``bench/report.json`` and ``bench/report.md``.
+"""Measure the deployed model and write ``bench/report.json``, ``report.md`` and ``report.png``.
 
     python -m bench.run --model out/serving/word-ocr [--samples 1000] [--requests 300]
 
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.plot import plot_report
 from wordocr.waiting import http_ok, stop_process, wait_until_ready
 
 log = logging.getLogger("bench")
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300, help="HTTP requests per endpoint (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=300, help="in-process repetitions (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=11, help="seed of the test images (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=REPORT_DIR, help="where report.json/report.md go")
+    parser.add_argument("--out", type=Path, default=REPORT_DIR, help="where report.json/.md/.png go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -405,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "report.md").write_text(markdown(report))
+    (args.out / "report.png").write_bytes(plot_report(report))
     print(markdown(report))
     return 0
 
