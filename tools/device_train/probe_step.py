@@ -30,11 +30,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import keras
+    from train_gpu import compile_model  # beside this file: a script's folder is on sys.path
 
     from wordocr.alphabet import Alphabet
     from wordocr.config import DEFAULT_INPUT_SPEC as spec
     from wordocr.model import build_model, ctc_loss_fn
-    from wordocr.train import LABEL_PAD, TrainConfig, _learning_rate
+    from wordocr.train import LABEL_PAD, TrainConfig
 
     alphabet = Alphabet()
     rng = np.random.default_rng(0)
@@ -50,12 +51,8 @@ def main() -> None:
             log(f"{name}: skipped (budget)")
             return
         try:
-            keras.mixed_precision.set_global_policy(precision)
-            config = TrainConfig(epochs=20, batch_size=batch)
-            model = build_model(spec, alphabet, config.model_size)
-            optimizer = keras.optimizers.Adam(_learning_rate(config, 1563), clipnorm=config.clipnorm)
-            model.compile(optimizer=optimizer, loss=ctc_loss_fn(alphabet), jit_compile=jit)
-            keras.mixed_precision.set_global_policy("float32")
+            # The harness's own model and optimizer, at the cluster's 1,563 steps an epoch.
+            model = compile_model(spec, alphabet, TrainConfig(epochs=20, batch_size=batch), 1563, precision, jit)
             t0 = time.time()
             model.fit(x[: batch * 10], y[: batch * 10], batch_size=batch, epochs=1, verbose=0)
             warm = time.time() - t0
@@ -67,8 +64,6 @@ def main() -> None:
                 f"loss {loss:.2f})")
         except Exception as exc:  # each option is reported and the next one tried
             log(f"{name}: failed: {type(exc).__name__}: {str(exc)[:300]}")
-        finally:
-            keras.mixed_precision.set_global_policy("float32")
 
     time_config("mixed_float16 b128", 128, "mixed_float16", False)
     time_config("float32 b128", 128, "float32", False)

@@ -63,6 +63,25 @@ def generate_split(split: str, num_samples: int, seed: int, num_shards: int, pro
     return np.concatenate(images), texts
 
 
+def compile_model(spec, alphabet, config, steps_per_epoch: int, precision: str, jit_compile="auto"):
+    """The cluster's model, Adam with its clipping and warm-up + cosine schedule, and CTC loss,
+    built under the Keras dtype policy ``precision`` (restored to float32 after)."""
+    import keras
+
+    from wordocr.model import build_model, ctc_loss_fn
+    from wordocr.train import _learning_rate
+
+    keras.utils.set_random_seed(config.seed)
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = build_model(spec, alphabet, config.model_size)
+        optimizer = keras.optimizers.Adam(_learning_rate(config, steps_per_epoch), clipnorm=config.clipnorm)
+        model.compile(optimizer=optimizer, loss=ctc_loss_fn(alphabet), jit_compile=jit_compile)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return model
+
+
 def _stub_numba_if_missing() -> None:
     """The spelling model (imported by wordocr.train, unused here) needs numba; stub it if absent."""
     try:
@@ -110,8 +129,8 @@ def main() -> None:
     from wordocr.config import DEFAULT_INPUT_SPEC as spec
     from wordocr.decode import greedy_decode
     from wordocr.metrics import character_error_rate, word_accuracy
-    from wordocr.model import build_model, ctc_loss_fn
-    from wordocr.train import LABEL_PAD, TrainConfig, _learning_rate
+    from wordocr.model import build_model
+    from wordocr.train import LABEL_PAD, TrainConfig
 
     alphabet = Alphabet()
     x = train_images.astype(np.float32)
@@ -124,15 +143,7 @@ def main() -> None:
 
     def make_model(epochs: int, precision: str) -> tuple[keras.Model, TrainConfig]:
         config = TrainConfig(epochs=epochs, batch_size=args.batch_size, seed=args.seed)
-        keras.utils.set_random_seed(args.seed)
-        keras.mixed_precision.set_global_policy(precision)
-        try:
-            model = build_model(spec, alphabet, config.model_size)
-            optimizer = keras.optimizers.Adam(_learning_rate(config, steps_per_epoch), clipnorm=config.clipnorm)
-            model.compile(optimizer=optimizer, loss=ctc_loss_fn(alphabet))
-        finally:
-            keras.mixed_precision.set_global_policy("float32")
-        return model, config
+        return compile_model(spec, alphabet, config, steps_per_epoch, precision), config
 
     # A throwaway model runs a few steps: does this precision work here, and how long is a step?
     for precision in (args.precision, "float32"):
