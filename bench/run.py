@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.plot import plot_report
-from wordocr.waiting import http_ok, stop_process, wait_until_ready
+from tools.processes import http_ok, start_process, stop_process, wait_until_ready
 
 log = logging.getLogger("bench")
 
@@ -217,7 +217,7 @@ def bench_http(model_dir: str, requests_per_endpoint: int) -> dict:
     from wordocr.render import render_request_word
 
     port = _free_port()
-    server = subprocess.Popen(
+    server = start_process(
         [sys.executable, "-m", "serving", "--model_dir", model_dir, "--http_port", str(port), "--enable_grpc", "false"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.compile import COMPILED_PATH
-from wordocr.waiting import http_ok, stop_process, wait_until_ready
+from tools.processes import http_ok, stop_process, wait_until_ready
 
 log = logging.getLogger("word-ocr")
 # Loading TensorFlow, the model and compiling its XLA and beam-search paths takes 10-30 s on 2 cores.

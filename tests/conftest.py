@@ -9,8 +9,22 @@ import pytest
 
 from tests.gcs import GcsServer, run_gcs_server
 from tests.serving_server import MAX_REQUEST_BYTES, Server, running_server
+from tests.support.processes import adopt_orphans, kill_descendants, left_running, reap_zombie_children
 from tests.tiny_data import TINY_SPEC
 from wordocr.alphabet import DEFAULT_ALPHABET
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_running() -> Iterator[None]:
+    """The suite ends every process it starts. Set up before and torn down after every other
+    fixture; orphans are adopted, so a grandchild whose parent was killed still counts."""
+    adopt_orphans()
+    yield
+    left = left_running(grace_s=10)
+    kill_descendants()
+    reap_zombie_children()
+    if left:
+        pytest.fail("the tests left these processes running (now killed):\n" + "\n".join(left), pytrace=False)
 
 
 @pytest.fixture(scope="session")

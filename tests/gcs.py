@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from wordocr.waiting import http_ok, stop_process, wait_until_ready
+from tools.processes import http_ok, start_process, stop_process, wait_until_ready
 
 TEST_BUCKET = "word-ocr-test"
 _READY_TIMEOUT_S = 20.0
@@ -45,7 +45,7 @@ def _start(port: int, *backend: str) -> subprocess.Popen:
     endpoint = f"http://127.0.0.1:{port}"
     command = [str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
                *backend, "-external-url", endpoint, "-log-level", "error"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = start_process(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         try:
             wait_until_ready(lambda: http_ok(f"{endpoint}/storage/v1/b", timeout_s=1), f"fake-gcs-server at {endpoint}",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from wordocr.waiting import http_ok, stop_process, wait_until_ready
+from tools.processes import http_ok, start_process, stop_process, wait_until_ready
 
 MODEL = "word-ocr"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -44,11 +44,12 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def running_server(model_dir: Path, log_path: Path, *extra_args: str) -> Iterator[Server]:
-    """``python -m serving`` as a subprocess, ready to answer; always stopped afterwards."""
+    """``python -m serving`` as a subprocess, ready to answer; always stopped afterwards, and killed
+    with the test process if that is killed first."""
     port = _free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
+        process = start_process(
             [sys.executable, "-m", "serving", "--model_dir", str(model_dir), "--model_name", MODEL,
              "--http_port", str(port), *extra_args],
             cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -28,7 +28,7 @@ from PIL import Image
 from serving.web_page import UI_PATH
 from tests.test_serving_http import MODEL, Server, _free_port, v1_predict, word_image_b64
 from tests.tiny_data import TINY_SPEC
-from wordocr.waiting import stop_process, wait_until_ready
+from tools.processes import start_process, stop_process, wait_until_ready
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -163,8 +163,8 @@ def browser(tmp_path_factory) -> Iterator[WebDriver]:
     port = _free_port()
     with open(folder / "chromedriver.log", "wb") as log:
         # Own process group: Chromium and its helpers go with chromedriver, whatever happens.
-        driver = subprocess.Popen([CHROMEDRIVER, f"--port={port}", "--allowed-ips=127.0.0.1"],
-                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        driver = start_process([CHROMEDRIVER, f"--port={port}", "--allowed-ips=127.0.0.1"],
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     client = WebDriver(f"http://127.0.0.1:{port}")
     try:
         try:

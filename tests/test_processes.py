@@ -1,14 +1,20 @@
-"""The one wait-for-a-server loop: ready, died, or never ready, each said clearly."""
+"""Helper processes: the one wait-for-a-server loop (ready, died, or never ready, each said clearly),
+stopping, and children that never outlive their parent."""
 
 import http.server
+import os
 import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
-from wordocr.waiting import http_ok, stop_process, wait_until_ready
+from tests.support.processes import gone
+from tools.processes import http_ok, start_process, stop_process, wait_until_ready
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_returns_once_the_probe_says_ready():
@@ -64,3 +70,45 @@ def test_stop_process_asks_first_and_kills_a_process_that_does_not_listen():
     assert stubborn.returncode == -signal.SIGKILL
     stubborn.stdout.close()
     stop_process(stubborn, timeout_s=1)  # an exited process: nothing to send, nothing raised
+
+
+def _parent_of_a_sleeper(start: str) -> tuple[subprocess.Popen, int]:
+    """A Python process that starts a sleeping child with ``start`` and prints the child's pid."""
+    code = (
+        "import subprocess, sys, time\n"
+        "from tools.processes import start_process\n"
+        f"child = {start}([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    return parent, int(parent.stdout.readline())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_started_process_ends_when_its_parent_is_sigkilled():
+    parent, child = _parent_of_a_sleeper("start_process")
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    assert gone(child, timeout_s=30), f"pid {child} outlived its SIGKILLed parent"
+
+
+def test_a_plain_popen_child_outlives_its_sigkilled_parent():
+    # The case start_process exists for, and proof that the check above can fail.
+    parent, child = _parent_of_a_sleeper("subprocess.Popen")
+    parent.kill()
+    parent.wait()
+    parent.stdout.close()
+    try:
+        assert not gone(child, timeout_s=1)
+    finally:
+        os.kill(child, signal.SIGKILL)
+        assert gone(child, timeout_s=30)
+
+
+def test_start_process_keeps_popen_arguments():
+    process = start_process([sys.executable, "-c", "print('hi')"], stdout=subprocess.PIPE, text=True)
+    assert process.communicate(timeout=60)[0] == "hi\n"
+    with pytest.raises(TypeError, match="preexec_fn"):
+        start_process([sys.executable, "-c", "pass"], preexec_fn=lambda: None)
