@@ -41,7 +41,7 @@ def test_spec_json_describes_input_alphabet_and_blank(tmp_path, model):
     assert spec["alphabet"] == ALPHABET.chars
     assert spec["blank_index"] == len(ALPHABET.chars) == 26
     assert spec["model_name"] == model.name and spec["created"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "spec.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras", "model.onnx", "spec.json"]
 
 
 def test_saved_model_has_no_optimizer_state(tmp_path, model):
@@ -63,7 +63,7 @@ def test_spec_json_is_written_last(tmp_path, model, monkeypatch):
     monkeypatch.setattr(artifact.storage, "write_bytes",
                         lambda uri, data: (order.append(uri.rsplit("/", 1)[-1]), write_bytes(uri, data)))
     artifact.save_artifact(model, str(tmp_path), TINY_SPEC, ALPHABET, language_model=_small_spelling_model())
-    assert order[-1] == "spec.json" and {"model.keras", "char_lm.npz"} <= set(order)
+    assert order[-1] == "spec.json" and {"model.keras", "model.onnx", "char_lm.npz"} <= set(order)
 
 
 def _small_spelling_model():

@@ -3,13 +3,18 @@
 ::
 
     model.keras   architecture + weights, no optimizer state (load with compile=False)
+    model.onnx    the same model as an ONNX graph (wordocr.onnx_export), what the predictor runs
+                  on ONNX Runtime without TensorFlow; older artifacts lack it (export it with
+                  ``python -m wordocr.onnx_export <artifact>``)
     char_lm.npz   optional: the spelling model that reranks the beam's words (wordocr.char_lm);
                   artifacts without it read with the image alone
     spec.json     written LAST: format, input spec, alphabet, blank index, model name,
                   creation time and a training summary. No spec.json means an incomplete artifact.
 
 The spec makes the artifact self-describing: a reader needs no training code or config to
-know the input geometry, the alphabet, and where the CTC blank is.
+know the input geometry, the alphabet, and where the CTC blank is. Keras (and so TensorFlow) is
+imported only to save or load ``model.keras``: reading the spec and the spelling model needs
+neither, which keeps the ONNX predictor free of TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,13 +26,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import keras
-
 from wordocr import storage
 from wordocr.alphabet import Alphabet
 from wordocr.config import InputSpec
 
-if TYPE_CHECKING:  # the spelling model needs numba; publishing an artifact does not
+if TYPE_CHECKING:  # the spelling model needs numba and the model Keras; reading a spec needs neither
+    import keras
+
     from wordocr.char_lm import CharLanguageModel
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,8 @@ LANGUAGE_MODEL_FILE = "char_lm.npz"
 
 def inference_copy(model: keras.Model) -> keras.Model:
     """The same architecture and weights in float32, uncompiled (no optimizer, no loss, no mixed precision)."""
+    import keras
+
     # A model trained under mixed_float16 would otherwise run in float16 on the CPU predictor.
     copy = keras.Model.from_config(_float32_policies(model.get_config()))
     copy.set_weights(model.get_weights())
@@ -65,8 +72,10 @@ def save_artifact(
     extra: dict[str, Any] | None = None,
     language_model: CharLanguageModel | None = None,
 ) -> None:
-    """Write ``model.keras`` (and ``char_lm.npz``) then ``spec.json`` under ``out_uri`` (a folder
-    path or gs:// prefix)."""
+    """Write ``model.keras``, ``model.onnx`` (and ``char_lm.npz``) then ``spec.json`` under
+    ``out_uri`` (a folder path or gs:// prefix)."""
+    from wordocr.onnx_export import ONNX_FILE, keras_to_onnx, onnx_entry
+
     spec_doc = {
         "format": FORMAT,
         "model_name": model.name,
@@ -88,10 +97,13 @@ def save_artifact(
             "order": language_model.order, "weight": language_model.weight,
         }  # fmt: skip
         storage.write_bytes(storage.join(out_uri, LANGUAGE_MODEL_FILE), language_model.to_bytes())
+    served = inference_copy(model)
     with tempfile.TemporaryDirectory(prefix="word-ocr-artifact-") as tmp:
         local_model = Path(tmp, MODEL_FILE)
-        inference_copy(model).save(local_model)
+        served.save(local_model)
         storage.upload_file(local_model, storage.join(out_uri, MODEL_FILE))
+    storage.write_bytes(storage.join(out_uri, ONNX_FILE), keras_to_onnx(served, spec))
+    spec_doc["onnx"] = onnx_entry()
     storage.write_bytes(storage.join(out_uri, SPEC_FILE), json.dumps(spec_doc, indent=2, sort_keys=True).encode())
     log.info("saved model artifact to %s (%d parameters)", out_uri, spec_doc["params"])
 
@@ -111,6 +123,8 @@ def read_spec(uri: str) -> dict[str, Any]:
 
 def load_artifact(uri: str) -> tuple[keras.Model, InputSpec, Alphabet, dict[str, Any]]:
     """Load ``(model, input spec, alphabet, spec.json as a dict)`` from a local folder or gs:// prefix."""
+    import keras
+
     doc = read_spec(uri)
     spec = InputSpec.from_dict(doc["input_spec"])
     alphabet = Alphabet(doc["alphabet"])

@@ -1,6 +1,11 @@
 """Fast inference over a model artifact: preprocessed uint8 images in, words with confidences out.
 
-Calling a Keras model eagerly or through ``model.predict`` costs 50-200 ms per image; a
+Two runtimes read the same artifact: ONNX Runtime over ``model.onnx``
+(``wordocr.onnx_recognizer``, the predictor's default: no TensorFlow in the process) and the
+Keras model on TensorFlow (``Recognizer`` below, kept for training, evaluation and comparison).
+``load_reader`` picks one. Both share ``Reader``: decoding, spelling and the second look.
+
+On the TensorFlow path, calling a Keras model eagerly or through ``model.predict`` costs 50-200 ms per image; a
 ``tf.function`` traced once for a fixed ``[None, H, W]`` signature costs a few. Single images
 and pairs go through an XLA-compiled version of the same function, faster on CPU. XLA
 compiles once per input shape, so a batch is padded up to the next of the fixed sizes in
@@ -19,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from wordocr.alphabet import Alphabet
-from wordocr.artifact import load_artifact, load_language_model
+from wordocr.artifact import load_language_model
 from wordocr.char_lm import CANDIDATES, CharLanguageModel
 from wordocr.config import InputSpec
 from wordocr.decode import beam_decode, greedy_decode_with_confidence
@@ -56,54 +61,38 @@ class Recognition:
         }
 
 
-class Recognizer:
-    """Reads words from images already preprocessed to the artifact's ``InputSpec``."""
+class Reader:
+    """Reads words from images already preprocessed to the artifact's ``InputSpec``.
+
+    What turns pixels into logits is the subclass's (``logits``): Keras/TensorFlow here,
+    ONNX Runtime in ``wordocr.onnx_recognizer``. Decoding, the spelling model and the second
+    look are the same for both.
+    """
+
+    runtime = "abstract"
 
     def __init__(
         self,
-        model,
         spec: InputSpec,
         alphabet: Alphabet,
         info: dict[str, Any] | None = None,
-        xla_batch_buckets: tuple[int, ...] = XLA_BATCH_BUCKETS,
         language_model: CharLanguageModel | None = None,
         second_look_below: float = SECOND_LOOK_BELOW,
     ):
-        import tensorflow as tf
-
         self.spec = spec
         self.alphabet = alphabet
         self.info = info or {}
         self.language_model = language_model
         self.second_look_below = second_look_below  # 0 turns the second look off
-        self._model = model
 
-        def _logits(images):
-            return model(tf.cast(images, tf.float32), training=False)
+    def warm_up(self) -> None:
+        """Run the whole path once (the beam search compiles with numba, about a second), so no
+        request waits for it."""
+        self.recognize(np.full((1, self.spec.height, self.spec.width), 255, dtype=np.uint8))
 
-        # Concrete functions are traced (and compiled) now, once, and never again.
-        shape = [spec.height, spec.width]
-        self._logits_fn = tf.function(_logits).get_concrete_function(tf.TensorSpec([None, *shape], tf.uint8))
-        self._xla_fns: dict[int, Any] = {}
-        compiled = tf.function(_logits, jit_compile=True)
-        for size in sorted(set(xla_batch_buckets)):
-            try:
-                fn = compiled.get_concrete_function(tf.TensorSpec([size, *shape], tf.uint8))
-                fn(np.full((size, *shape), 255, dtype=np.uint8))
-            except Exception:  # XLA is an optimisation; the plain function always works
-                log.warning("XLA compilation for batch %d failed; using the plain function", size, exc_info=True)
-                self._xla_fns.clear()
-                break
-            self._xla_fns[size] = fn
-        self._xla_sizes = sorted(self._xla_fns)
-        # Warm-up also compiles the beam search (numba, about a second), so no request waits for it.
-        self.recognize(np.full((1, *shape), 255, dtype=np.uint8))
-
-    @classmethod
-    def load(cls, artifact_uri: str, xla_batch_buckets: tuple[int, ...] = XLA_BATCH_BUCKETS) -> Recognizer:
-        model, spec, alphabet, info = load_artifact(artifact_uri)
-        language_model = load_language_model(artifact_uri, info)
-        return cls(model, spec, alphabet, info, xla_batch_buckets=xla_batch_buckets, language_model=language_model)
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """CTC logits ``[N, time_steps, classes]`` for uint8 ``[N, H, W]`` images."""
+        raise NotImplementedError
 
     def _check(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images)
@@ -115,19 +104,6 @@ class Recognizer:
         if images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 pixels, got {images.dtype}")
         return images
-
-    def logits(self, images: np.ndarray) -> np.ndarray:
-        """CTC logits ``[N, time_steps, classes]`` for uint8 ``[N, H, W]`` images."""
-        images = self._check(images)
-        count = len(images)
-        bucket = next((size for size in self._xla_sizes if size >= count), None)
-        if bucket is None or count == 0:
-            return self._logits_fn(images).numpy()
-        if bucket > count:
-            # Pad with blank (white) images up to the compiled shape; their rows are dropped.
-            padding = np.full((bucket - count, *images.shape[1:]), 255, dtype=np.uint8)
-            images = np.concatenate([images, padding])
-        return self._xla_fns[bucket](images).numpy()[:count]
 
     def recognize(self, images: np.ndarray, top_k: int = 3) -> list[Recognition]:
         """One ``Recognition`` per image; ``top_k=0`` skips beam search (greedy reading only).
@@ -161,3 +137,79 @@ class Recognizer:
             Recognition(*(paths[0] if paths else greedy), [w for w, _ in paths], [p for _, p in paths])
             for greedy, paths in zip(best, beams, strict=True)
         ]
+
+
+class Recognizer(Reader):
+    """The Keras model run by TensorFlow: traced ``tf.function``s, XLA for batches of 1 and 2."""
+
+    runtime = "keras"
+
+    def __init__(
+        self,
+        model,
+        spec: InputSpec,
+        alphabet: Alphabet,
+        info: dict[str, Any] | None = None,
+        xla_batch_buckets: tuple[int, ...] = XLA_BATCH_BUCKETS,
+        language_model: CharLanguageModel | None = None,
+        second_look_below: float = SECOND_LOOK_BELOW,
+    ):
+        import tensorflow as tf
+
+        super().__init__(spec, alphabet, info, language_model, second_look_below)
+        self._model = model
+
+        def _logits(images):
+            return model(tf.cast(images, tf.float32), training=False)
+
+        # Concrete functions are traced (and compiled) now, once, and never again.
+        shape = [spec.height, spec.width]
+        self._logits_fn = tf.function(_logits).get_concrete_function(tf.TensorSpec([None, *shape], tf.uint8))
+        self._xla_fns: dict[int, Any] = {}
+        compiled = tf.function(_logits, jit_compile=True)
+        for size in sorted(set(xla_batch_buckets)):
+            try:
+                fn = compiled.get_concrete_function(tf.TensorSpec([size, *shape], tf.uint8))
+                fn(np.full((size, *shape), 255, dtype=np.uint8))
+            except Exception:  # XLA is an optimisation; the plain function always works
+                log.warning("XLA compilation for batch %d failed; using the plain function", size, exc_info=True)
+                self._xla_fns.clear()
+                break
+            self._xla_fns[size] = fn
+        self._xla_sizes = sorted(self._xla_fns)
+        self.warm_up()
+
+    @classmethod
+    def load(cls, artifact_uri: str, xla_batch_buckets: tuple[int, ...] = XLA_BATCH_BUCKETS) -> Recognizer:
+        from wordocr.artifact import load_artifact
+
+        model, spec, alphabet, info = load_artifact(artifact_uri)
+        language_model = load_language_model(artifact_uri, info)
+        return cls(model, spec, alphabet, info, xla_batch_buckets=xla_batch_buckets, language_model=language_model)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        """CTC logits ``[N, time_steps, classes]`` for uint8 ``[N, H, W]`` images."""
+        images = self._check(images)
+        count = len(images)
+        bucket = next((size for size in self._xla_sizes if size >= count), None)
+        if bucket is None or count == 0:
+            return self._logits_fn(images).numpy()
+        if bucket > count:
+            # Pad with blank (white) images up to the compiled shape; their rows are dropped.
+            padding = np.full((bucket - count, *images.shape[1:]), 255, dtype=np.uint8)
+            images = np.concatenate([images, padding])
+        return self._xla_fns[bucket](images).numpy()[:count]
+
+
+RUNTIMES = ("onnx", "keras")
+
+
+def load_reader(artifact_uri: str, runtime: str = "onnx") -> Reader:
+    """The artifact's reader on ``runtime``: "onnx" (ONNX Runtime, no TensorFlow) or "keras"."""
+    if runtime == "keras":
+        return Recognizer.load(artifact_uri)
+    if runtime == "onnx":
+        from wordocr.onnx_recognizer import OnnxRecognizer
+
+        return OnnxRecognizer.load(artifact_uri)
+    raise ValueError(f"unknown runtime {runtime!r}; choose one of {RUNTIMES}")
