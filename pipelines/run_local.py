@@ -4,23 +4,42 @@ It runs the very compiled YAML a cluster runs (pipelines/word_ocr_pipeline.yaml)
 local subprocess runner, writing data, models and the pipeline root under ``--workdir``; then,
 if the model passed the accuracy gate, starts the KServe ModelServer on localhost and prints
 ``curl`` lines that work.
+
+The terminal shows one line per task and progress bars (pipelines/console.py); everything else,
+the predictor's output included, goes to ``WORKDIR/logs/run-*.log``. The predictor never outlives
+the runner: Ctrl-C, SIGTERM and SIGHUP stop it, and a parent-death signal ends it if the runner is
+killed outright.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from pipelines.compile import COMPILED_PATH
-from tools.processes import http_ok, stop_process, wait_until_ready
+from pipelines.console import (
+    LineTee,
+    RunPlan,
+    TaskConsole,
+    console_for,
+    format_duration,
+    new_log_path,
+    output_into,
+    plain_text,
+)
+from tools.processes import child_pids, http_ok, start_process, stop_process, wait_until_ready
 
 log = logging.getLogger("word-ocr")
 # Loading TensorFlow, the model and compiling its XLA and beam-search paths takes 10-30 s on 2 cores.
@@ -109,8 +128,32 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def serve(model_uri: str, model_name: str, port: int) -> int:
-    """Run the predictor in the foreground until Ctrl-C; return its exit code."""
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal) end the run as Ctrl-C does, so what it started is
+    stopped and its log closed; the previous handlers come back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers
+        return
+    signals = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def say(console: TextIO, text: str = "") -> None:
+    """A line for the person at the terminal, also kept in the log."""
+    print(text, file=console, flush=True)
+    if text.strip():
+        log.info("%s", text.strip())
+
+
+def serve(model_uri: str, model_name: str, port: int, console: TextIO, log_file: TextIO) -> int:
+    """Run the predictor until Ctrl-C (or SIGTERM, SIGHUP); its output goes to ``log_file``.
+    Returns its exit code, 0 when stopped by a signal, 1 if it never became ready."""
     command = [
         sys.executable,
         "-m",
@@ -125,19 +168,61 @@ def serve(model_uri: str, model_name: str, port: int) -> int:
         "false",
     ]
     log.info("starting the predictor: %s", " ".join(command))
-    process = subprocess.Popen(command)
-    # A `kill` (SIGTERM) stops it as Ctrl-C does, so the predictor is never left behind.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    say(console, f"starting the predictor on port {port} ...")
+    log_file.flush()
+    # Same process group as the runner, so Ctrl-C in the terminal reaches both; a parent-death
+    # signal ends it if the runner is killed outright (SIGKILL).
+    process = start_process(command, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/v1/models/{model_name}"
-        wait_until_ready(lambda: http_ok(url), f"the predictor at {url}", READY_TIMEOUT_S, process, interval_s=0.5)
-        print(f"\nThe model is served on http://localhost:{port} (Ctrl-C stops it). Try:\n", flush=True)
-        print(curl_examples(port, model_name) + "\n", flush=True)
-        return process.wait()
+        try:
+            wait_until_ready(lambda: http_ok(url), f"the predictor at {url}", READY_TIMEOUT_S, process, interval_s=0.5)
+        except (RuntimeError, TimeoutError) as failed:
+            say(console, f"error: {failed}; its output is in the log")
+            return 1
+        say(console, f"\nThe model is served on http://localhost:{port} (Ctrl-C stops it). Try:\n")
+        say(console, curl_examples(port, model_name) + "\n")
+        code = process.wait()
+        say(console, f"the predictor exited with code {code}")
+        return code
     except KeyboardInterrupt:
+        say(console, "stopping the predictor")
         return 0
     finally:
         stop_process(process, 10, signal.SIGINT)
+
+
+def run_pipeline_with_console(
+    workdir: Path, arguments: dict, plan: RunPlan, console: TextIO, tee: LineTee
+) -> bool:
+    """``run_pipeline`` with one console line per task; False (after showing the failed task's last
+    lines) if the pipeline failed."""
+    tasks = TaskConsole(console, plan)
+    root = logging.getLogger()
+    root.addFilter(tasks)
+    tee.on_line = tasks.on_line
+    try:
+        run_pipeline(workdir, arguments)
+        return True
+    except RuntimeError as failure:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed: ..."
+        log.error("%s", failure)
+        for task in tasks.failed:
+            say(console, f"\nlast lines of {task.name}:")
+            for line in task.tail:
+                say(console, "    " + line.strip()[:200])
+        say(console, "\nthe pipeline failed: " + plain_text(str(failure)))
+        return False
+    except KeyboardInterrupt:
+        tasks.interrupted()
+        # Running tasks are this process's children: end them too, so nothing trains on unseen.
+        for pid in child_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        raise
+    finally:
+        tasks.close()
+        tee.on_line = None
+        root.removeFilter(tasks)
 
 
 # RunProfile's annotations are strings (postponed evaluation); map them to argparse converters.
@@ -180,11 +265,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    workdir = args.workdir.resolve()
+    log_path = new_log_path(workdir, "serve" if args.serve_only else "run")
+    console, opened = console_for(sys.stdout)
+    try:
+        with open(log_path, "a", encoding="utf-8") as log_file, _stop_signals_interrupt(), output_into(log_file) as tee:
+            handler = logging.StreamHandler(sys.stdout)  # the tee: into the log file
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            logging.getLogger().addHandler(handler)
+            logging.getLogger().setLevel(logging.INFO)
+            say(console, f"full log: {log_path}")
+            try:
+                return _run(args, workdir, console, log_file, tee, log_path)
+            except KeyboardInterrupt:
+                say(console, "stopped")
+                return 130
+            finally:
+                say(console, f"full log: {log_path}")
+    finally:
+        if opened:
+            console.close()
+
+
+def _run(args: argparse.Namespace, workdir: Path, console: TextIO, log_file: TextIO, tee: LineTee,
+         log_path: Path) -> int:  # fmt: skip
     from wordocr.publish import current_model
 
-    workdir = args.workdir.resolve()
     serving_root = workdir / "serving"
     if not args.serve_only:
         profile = PROFILES["quick" if args.quick else "default"]
@@ -195,27 +302,40 @@ def main(argv: list[str] | None = None) -> int:
         before = current_model(str(serving_root), args.model_name)
         arguments = pipeline_arguments(profile, serving_root, args.model_name, args.seed)
         log.info("running %s locally with %s", COMPILED_PATH.name, arguments)
+        say(
+            console,
+            f"running the pipeline with kfp.local: {profile.train_samples:,} training images, {profile.epochs} "
+            f"epochs, accuracy gate {profile.accuracy_gate:g}",
+        )
+        plan = RunPlan(
+            images=profile.train_samples + profile.val_samples + profile.test_samples,
+            epochs=profile.epochs,
+            accuracy_gate=profile.accuracy_gate,
+        )
         started = time.monotonic()
-        run_pipeline(workdir, arguments)
-        log.info("pipeline finished in %.1f min", (time.monotonic() - started) / 60)
+        if not run_pipeline_with_console(workdir, arguments, plan, console, tee):
+            return 1
+        say(console, f"pipeline finished in {format_duration(time.monotonic() - started)}")
         after = current_model(str(serving_root), args.model_name)
         if after is None or after == before:
-            log.error(
-                "the model stayed below the accuracy gate %.2f and was not deployed (see the 'reject' task's "
-                "log above); train longer (--epochs, --train-samples) or lower --gate",
-                profile.accuracy_gate,
+            say(
+                console,
+                f"error: the model stayed below the accuracy gate {profile.accuracy_gate:g} and was not deployed; "
+                "train longer (--epochs, --train-samples) or lower --gate",
             )
             return 2
-        log.info(
-            "deployed %s with word accuracy %.4f", after["uri"], after["metrics"].get("word_accuracy", float("nan"))
+        say(
+            console,
+            f"deployed {after['uri']} with word accuracy {after['metrics'].get('word_accuracy', float('nan')):.4f}",
         )
     pointer = current_model(str(serving_root), args.model_name)
     if pointer is None:
-        log.error("no model has been deployed under %s yet: run without --serve-only first", serving_root)
+        say(console, f"error: no model has been deployed under {serving_root} yet: run without --serve-only first")
         return 2
     if args.no_serve:
         return 0
-    return serve(pointer["uri"], args.model_name, args.port)
+    say(console, f"full log (the predictor's too): {log_path}")
+    return serve(pointer["uri"], args.model_name, args.port, console, log_file)
 
 
 if __name__ == "__main__":

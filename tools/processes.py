@@ -70,6 +70,29 @@ def start_process(command: Sequence[str], death_signal: int = signal.SIGKILL, **
     return subprocess.Popen(list(command), preexec_fn=preexec, **popen_kwargs)
 
 
+def child_pids(pid: int | None = None) -> list[int]:
+    """The ids of the processes whose parent is ``pid`` (default: this process), read from /proc;
+    [] where there is no /proc."""
+    parent = os.getpid() if pid is None else pid
+    children = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                # "pid (command) state ppid ...": the command may hold spaces and parentheses.
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        if int(fields[1]) == parent:
+            children.append(int(entry))
+    return children
+
+
 def http_ok(url: str, timeout_s: float = 2.0) -> bool:
     """Whether a GET of ``url`` answers 200 now; no server (yet), an error status or a timeout: False."""
     try:
