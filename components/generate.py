@@ -42,11 +42,11 @@ def generate_shard(
     import json
     import logging
 
-    from wordocr import storage
     from wordocr.generate import generate_shard as write_shard
+    from wordocr.runs import run_folder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    dataset_uri = storage.join(data_root, run_id, split) if data_root else shard.path
+    dataset_uri = run_folder(data_root, run_id, split) if data_root else shard.path
     # Each shard's bytes are a pure function of its arguments, so a retried task rewrites the same file.
     info = write_shard(dataset_uri, split, shard_index, num_shards, num_samples, seed, font_set, tier)
     shard.metadata.update({"name": info.name, "count": info.count, "sha256": info.sha256})
@@ -75,13 +75,14 @@ def collect_shards(
 
     from wordocr import storage
     from wordocr.generate import finish_dataset
+    from wordocr.runs import run_folder
     from wordocr.shards import ShardInfo
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Artifact metadata comes back as JSON: counts arrive as floats.
     infos = [ShardInfo(s.metadata["name"], int(s.metadata["count"]), s.metadata["sha256"]) for s in shards]
     if data_root:
-        dataset_uri = storage.join(data_root, run_id, split)
+        dataset_uri = run_folder(data_root, run_id, split)
         elsewhere = sorted({s.metadata.get("uri") for s in shards} - {dataset_uri})
         if elsewhere:
             raise ValueError(f"shards of {dataset_uri} were written to {elsewhere}")
@@ -114,11 +115,11 @@ def generate_words(
     import json
     import logging
 
-    from wordocr import storage
     from wordocr.generate import generate_dataset
+    from wordocr.runs import run_folder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    dataset_uri = storage.join(data_root, run_id, split) if data_root else dataset.path
+    dataset_uri = run_folder(data_root, run_id, split) if data_root else dataset.path
     manifest = generate_dataset(
         dataset_uri,
         split=split,

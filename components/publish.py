@@ -6,22 +6,22 @@ from components.images import COMPONENTS_IMAGE
 
 
 @dsl.component(base_image=COMPONENTS_IMAGE, install_kfp_package=False)
-def deploy_model(
+def publish_model(
     model: dsl.Input[dsl.Model],
     serving_root: str,
     model_name: str,
     word_accuracy: float,
 ) -> str:
-    """Publish the model as the new version the predictor serves from ``serving_root``; return its URI."""
+    """Publish the model as a new version under ``serving_root``/``model_name``; return the version's URI."""
     import logging
 
-    from wordocr.publish import publish_model
+    from wordocr import publish
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # metadata["uri"]: the model lives outside the artifact (the pipeline's data_root).
     artifact_uri = model.metadata.get("uri") or model.path
-    uri = publish_model(artifact_uri, serving_root, model_name, metrics={"word_accuracy": word_accuracy})
-    logging.info("deployed %s (word accuracy %.4f) to %s", model_name, word_accuracy, uri)
+    uri = publish.publish_model(artifact_uri, serving_root, model_name, metrics={"word_accuracy": word_accuracy})
+    logging.info("published %s (word accuracy %.4f) as %s", model_name, word_accuracy, uri)
     return uri
 
 
@@ -32,7 +32,7 @@ def reject_model(word_accuracy: float, accuracy_gate: float) -> str:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     message = (
-        f"NOT DEPLOYED: word accuracy {word_accuracy:.4f} is below the gate {accuracy_gate:.4f}; "
+        f"NOT PUBLISHED: word accuracy {word_accuracy:.4f} is below the gate {accuracy_gate:.4f}; "
         "the model being served (if any) is unchanged"
     )
     logging.warning(message)

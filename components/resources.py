@@ -37,12 +37,23 @@ class GpuNode:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often a failed (or preempted) pod is started again, with exponential backoff."""
+    """How often a failed pod of a task is started again, with exponential backoff.
+
+    ``backoff_max_duration`` is the window for all attempts together, not a cap on one backoff:
+    KFP compiles it to Argo's ``retryStrategy.backoff.maxDuration``, which Argo counts from the
+    first attempt's start; a retry is only made inside it, and a retried pod gets what is left of
+    it as its deadline. So each task's window is well above its whole wall time, retries included.
+
+    Which failures are retried is not set here: KFP 2.17 has no field for it (its compiler writes
+    ``limit`` and ``backoff`` only), so Argo's default ``OnFailure`` applies: a pod whose main
+    container failed is retried, one that was deleted (Argo marks it ``Error``: "pod deleted") is
+    not. docs/cluster.md says what resumes a preempted training run then.
+    """
 
     num_retries: int = 3
     backoff_duration: str = "30s"
     backoff_factor: float = 2.0
-    backoff_max_duration: str = "600s"
+    backoff_max_duration: str = "1h"
 
 
 # Bookkeeping tasks: plan the shards, write a manifest, publish a model, log a rejection.
@@ -57,7 +68,11 @@ EVALUATE = Resources(cpu_request="2", cpu_limit="4", memory_request="4Gi", memor
 # node's own pods. Datasets up to TrainConfig.cache_max_samples are kept decoded in memory.
 TRAIN = Resources(cpu_request="4", cpu_limit="7", memory_request="16Gi", memory_limit="24Gi")
 TRAINER_GPU = GpuNode()
+# Generating data: minutes at most per attempt.
 RETRY = RetryPolicy()
+# Training runs for hours on a spot GPU node that can be taken away at any time; with a
+# checkpoint_root a retried pod resumes after its last finished epoch.
+TRAIN_RETRY = RetryPolicy(num_retries=5, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="24h")
 
 
 def with_resources(task: dsl.PipelineTask, resources: Resources) -> dsl.PipelineTask:

@@ -27,12 +27,12 @@ def train_model(
     import json
     import logging
 
-    from wordocr import storage
+    from wordocr.runs import run_folder
     from wordocr.train import TrainConfig, train
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    model_uri = storage.join(data_root, run_id, "model") if data_root else model.path
-    checkpoint_dir = storage.join(checkpoint_root, run_id, "train") if checkpoint_root else None
+    model_uri = run_folder(data_root, run_id, "model") if data_root else model.path
+    checkpoint_dir = run_folder(checkpoint_root, run_id, "train") if checkpoint_root else None
     config = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
     result = train(
         train_data.metadata.get("uri") or train_data.path,

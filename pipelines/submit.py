@@ -6,13 +6,16 @@
 It uploads pipelines/word_ocr_pipeline.yaml (the file `make compile` writes and the tests check) with
 ``kfp.Client(host=...).create_run_from_pipeline_package``. Parameters are checked against the
 compiled spec before anything is sent. With ``--registry`` / ``--image-version`` the images the tasks
-run in are renamed to the ones `make push REGISTRY=... IMAGE_VERSION=...` pushed.
+run in are renamed to the ones `make push REGISTRY=... IMAGE_VERSION=...` pushed, and the run's
+``predictor_image`` (what the rollout step serves the model with) names that registry's predictor;
+``--predictor-image REGISTRY/predictor@sha256:...`` names it by digest instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -23,7 +26,9 @@ from components import images
 from pipelines.compile import COMPILED_PATH
 
 HOST_ENV = "KFP_HOST"
-IMAGE_NAMES = ("components", "trainer", "predictor")
+# The images tasks run in; the predictor's is a pipeline parameter (predictor_image).
+IMAGE_NAMES = ("components", "trainer")
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 # Roots a pod reads or writes: a path on this machine means nothing there.
 CLUSTER_ROOTS = ("serving_root", "data_root", "checkpoint_root")
 _CONVERTERS = {
@@ -97,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--run-name", help="the run's display name (default: KFP's: pipeline name and time)")
     parser.add_argument(
-        "--serving-root", required=True, help="gs://BUCKET/serving: where the deploy step publishes the model"
+        "--serving-root", required=True, help="gs://BUCKET/serving: where the publish step writes model versions"
     )
     parser.add_argument(
         "--data-root",
@@ -118,6 +123,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--service-account", help="the Kubernetes service account the run's pods use")
     parser.add_argument("--registry", help=f"where the images were pushed (default: {images.REGISTRY})")
     parser.add_argument("--image-version", help=f"the images' tag (default: {images.VERSION})")
+    parser.add_argument(
+        "--predictor-image",
+        help="the image the rollout step serves the model with, best by digest: REGISTRY/predictor@sha256:... "
+        "(default: REGISTRY/predictor:IMAGE_VERSION when either is given, else the InferenceService's own)",
+    )
     parser.add_argument("--no-cache", action="store_true", help="run every task again (no KFP cache hits)")
     parser.add_argument(
         "--package",
@@ -136,18 +146,47 @@ def run_arguments(args: argparse.Namespace) -> dict:
     """The pipeline arguments of the run; ValueError when one is unknown, mistyped or a local path."""
     parameters = pipeline_parameters(args.package)
     if not args.serving_root:
-        raise ValueError("--serving-root is empty: give the gs://BUCKET/serving the deploy step publishes to")
+        raise ValueError("--serving-root is empty: give the gs://BUCKET/serving the publish step writes to")
     arguments = {"serving_root": args.serving_root}
     if args.data_root:
         arguments["data_root"] = args.data_root
     if args.checkpoint_root:
         arguments["checkpoint_root"] = args.checkpoint_root
+    if image := predictor_image(args):
+        arguments["predictor_image"] = image
     arguments.update(parse_params(args.param, parameters))
+    image = arguments.get("predictor_image", "")
+    if "@" in image and not DIGEST.search(image):
+        raise ValueError(f"predictor image {image!r}: a digest is @sha256: and 64 hex digits")
     for name in CLUSTER_ROOTS:
         value = arguments.get(name, "")
         if value and not value.startswith("gs://"):
             raise ValueError(f"{name}={value!r}: the run's pods share no disk with this machine; use gs://BUCKET/...")
     return arguments
+
+
+def predictor_image(args: argparse.Namespace) -> str:
+    """The predictor image the flags name: --predictor-image, else the registry's predictor, else ""."""
+    if args.predictor_image:
+        return args.predictor_image
+    if args.registry or args.image_version:
+        return f"{(args.registry or images.REGISTRY).rstrip('/')}/predictor:{args.image_version or images.VERSION}"
+    return ""
+
+
+def rollout_notes(arguments: dict) -> list[str]:
+    """What a run that rolls out to KServe will serve the model with, when that deserves a word."""
+    if not arguments.get("isvc_namespace"):
+        return []
+    image = arguments.get("predictor_image", "")
+    if not image:
+        return ["the rollout keeps the InferenceService's own predictor image (the overlay's `images:` entry)"]
+    if not DIGEST.search(image):
+        return [
+            f"the predictor image {image} is a tag: it is pulled Always, and a tag pushed again changes what "
+            "older revisions scale up with; --predictor-image REGISTRY/predictor@sha256:... pins it"
+        ]
+    return []
 
 
 def submit(args: argparse.Namespace):
@@ -179,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    for note in rollout_notes(arguments):
+        print(f"note: {note}", file=sys.stderr)
     if args.dry_run:
         print(f"would start {args.package.name} in experiment {args.experiment!r} with {arguments}")
         return 0

@@ -34,18 +34,20 @@ KUBERNETES_VERSION = "1.32.0"
 MODEL_NAME = "word-ocr"
 PREDICTOR_SA = "word-ocr-predictor"
 DEPLOYER = "word-ocr-deployer"
+# The account KFP runs pipelines as (standalone Kubeflow Pipelines), which the rollout step runs as.
+PIPELINE_RUNNER = {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 BASE_BUCKET_PLACEHOLDER = "gs://change-me/"
 DEPLOYER_VERBS = {"get", "list", "watch", "create", "patch", "update"}
 
 # What each overlay promises; the base's defaults are not an environment.
 OVERLAYS = {
-    "dev": {"namespace": "word-ocr-dev", "min_replicas": 1, "max_replicas": 1, "canary": None},
-    "prod": {"namespace": "word-ocr", "min_replicas": 2, "max_replicas": None, "canary": 10},
+    "dev": {"namespace": "word-ocr-dev", "min_replicas": 1, "max_replicas": 1, "canary": None, "pinned": False},
+    "prod": {"namespace": "word-ocr", "min_replicas": 2, "max_replicas": None, "canary": 10, "pinned": True},
 }
 EXPECTED_OBJECTS = {
     ("Namespace", None),
     ("ServiceAccount", PREDICTOR_SA),
-    ("ServiceAccount", DEPLOYER),
     ("Role", DEPLOYER),
     ("RoleBinding", DEPLOYER),
     ("InferenceService", MODEL_NAME),
@@ -197,16 +199,30 @@ def test_crd_validation_catches_a_misspelt_field():
 
 
 def test_predictor_runs_the_serving_entry_point_with_its_flags(overlay):
-    from components.images import REGISTRY, VERSION
-
     container = model_container(overlay)
-    assert container["image"] == f"{REGISTRY}/predictor:{VERSION}"
     args = served_args(overlay)
     assert args.model_dir == "/mnt/models", "KServe's storage initializer downloads STORAGE_URI there"
     assert args.model_name == MODEL_NAME == one(overlay, "InferenceService", MODEL_NAME)["metadata"]["name"]
     assert args.enable_grpc is False
     assert args.workers == 1
     assert [p["containerPort"] for p in container["ports"]] == [args.http_port]
+
+
+def test_each_overlay_names_its_own_predictor_image_pinned_or_pulled_always(overlay):
+    """The overlay's `images:` entry reaches the InferenceService (a kind kustomize does not know)."""
+    from components.images import PREDICTOR_IMAGE, REGISTRY
+
+    container = model_container(overlay)
+    image = container["image"]
+    assert image != PREDICTOR_IMAGE and not image.startswith(REGISTRY), "the overlay's images: entry was not applied"
+    assert image.split("@")[0].rsplit(":", 1)[0].endswith("/predictor")
+    if OVERLAYS[overlay]["pinned"]:
+        assert DIGEST.search(image), f"overlays/{overlay} serves a tag, not a digest: {image}"
+    else:
+        # A tag can be pushed again: never IfNotPresent for one.
+        assert container["imagePullPolicy"] == "Always"
+    base = yaml.safe_load((MANIFESTS / "base" / "inferenceservice.yaml").read_text())
+    assert base["spec"]["predictor"]["containers"][0]["image"] == PREDICTOR_IMAGE, "overlays replace this name"
 
 
 def test_model_comes_from_the_overlays_bucket(overlay):
@@ -341,5 +357,7 @@ def test_deployer_may_only_manage_inferenceservices_in_its_namespace(overlay):
 
     binding = one(overlay, "RoleBinding", DEPLOYER)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": DEPLOYER}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": DEPLOYER, "namespace": namespace}]
-    assert one(overlay, "ServiceAccount", DEPLOYER)
+    # KFP sets the service account per run: the rollout step is the run's account, which already has
+    # the Argo and bucket rights of every other task. No account of its own, no unused identity.
+    assert binding["subjects"] == [PIPELINE_RUNNER]
+    assert not [o for o in objects_of(overlay, "ServiceAccount") if o["metadata"]["name"] != PREDICTOR_SA]

@@ -54,9 +54,10 @@ def test_deploy_is_guarded_by_the_accuracy_gate():
 
     deploy_branch = _spec()["components"][by_name["accuracy-gate-passed"]["componentRef"]["name"]]
     passed_tasks = {t["taskInfo"]["name"]: t for t in deploy_branch["dag"]["tasks"].values()}
-    assert set(passed_tasks) == {"deploy", "roll-out-to-kserve"}
-    deploy = passed_tasks["deploy"]
-    assert deploy["cachingOptions"].get("enableCache") is not True, "publishing must never come from the cache"
+    assert set(passed_tasks) == {"publish", "roll-out-to-kserve"}
+    publish = passed_tasks["publish"]
+    assert publish["componentRef"]["name"] == "comp-publish-model"
+    assert publish["cachingOptions"].get("enableCache") is not True, "publishing must never come from the cache"
     reject_branch = _spec()["components"][by_name["accuracy-gate-failed"]["componentRef"]["name"]]
     assert [t["taskInfo"]["name"] for t in reject_branch["dag"]["tasks"].values()] == ["reject (below gate)"]
 
@@ -101,7 +102,7 @@ def test_training_checkpoints_under_the_run_id_and_is_retried():
     assert params["checkpoint_root"] == {"componentInputParameter": "checkpoint_root"}
     # The same id for a retried pod of the same run: the retry finds the checkpoint and resumes.
     assert params["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
-    assert train["retryPolicy"]["maxRetryCount"] == resources.RETRY.num_retries
+    assert train["retryPolicy"]["maxRetryCount"] == resources.TRAIN_RETRY.num_retries
 
 
 def test_train_data_is_generated_by_a_parallel_for_over_the_shards():
@@ -145,8 +146,62 @@ def test_the_kserve_rollout_runs_only_with_a_namespace():
     # The published version, not the trained artifact, is what the InferenceService serves.
     channel = rollout["inputs"]["parameters"]["model_uri"]["componentInputParameter"]
     source = rollout_branch["inputs"]["parameters"][channel]["taskOutputParameter"]
-    assert source["producerTask"] == "deploy-model"
+    assert source["producerTask"] == "publish-model"
+    assert rollout["cachingOptions"].get("enableCache") is not True, "a rollout must never come from the cache"
 
-    template = _spec()["root"]["inputDefinitions"]["parameters"]
-    assert template["isvc_namespace"]["defaultValue"] == ""
-    assert template["canary_percent"]["defaultValue"] == 10
+    params = _spec()["root"]["inputDefinitions"]["parameters"]
+    assert params["isvc_namespace"]["defaultValue"] == ""
+    assert params["canary_percent"]["defaultValue"] == 10
+
+
+def test_the_rollout_serves_the_predictor_image_the_run_names():
+    """The image is a run parameter (pipelines.submit fills it), not one baked into the spec."""
+    params = _spec()["root"]["inputDefinitions"]["parameters"]
+    assert params["predictor_image"] == {"defaultValue": "", "isOptional": True, "parameterType": "STRING"}
+    rollout_inputs = _spec()["components"]["comp-roll-out-model"]["inputDefinitions"]["parameters"]
+    assert "defaultValue" not in rollout_inputs["predictor_image"], "every run passes it through"
+    assert "predictor:" not in COMPILED_PATH.read_text(), "no predictor image may be embedded in the spec"
+
+
+def _retried_tasks() -> dict[str, dict]:
+    """Task name -> its retryPolicy, in every DAG of the spec."""
+    dags = [_spec()["root"]["dag"], *(c["dag"] for c in _spec()["components"].values() if "dag" in c)]
+    return {name: task["retryPolicy"] for dag in dags for name, task in dag["tasks"].items() if "retryPolicy" in task}
+
+
+def _seconds(duration: str) -> int:
+    assert duration.endswith("s"), duration
+    return int(duration[:-1])
+
+
+def test_each_retry_window_is_hours_for_training_and_covers_every_attempt():
+    """backoffMaxDuration becomes Argo's backoff.maxDuration, counted from the first attempt's start.
+
+    So it is the window for all attempts of a task (and a retried pod's deadline is what is left
+    of it): a window shorter than training would leave a pod preempted late unretried.
+    """
+    retried = _retried_tasks()
+    assert set(retried) == {"generate-shard", "collect-shards", "generate-words", "generate-words-2", "train-model"}
+    train = retried["train-model"]
+    assert _seconds(train["backoffMaxDuration"]) >= 12 * 3600
+    # The window holds every attempt's backoff and still leaves hours of training.
+    backoffs = sum(
+        _seconds(train["backoffDuration"]) * train["backoffFactor"] ** n for n in range(train["maxRetryCount"])
+    )
+    assert _seconds(train["backoffMaxDuration"]) - backoffs >= 10 * 3600
+    for name, policy in retried.items():
+        assert _seconds(policy["backoffMaxDuration"]) >= 3600, f"{name}: a window under an hour"
+
+
+def test_which_failures_are_retried_is_not_in_the_spec():
+    """KFP 2.17 has no field for Argo's retryPolicy, so Argo's default (OnFailure) applies on a cluster.
+
+    A pod that fails is retried; a pod deleted under it (Argo: Error, "pod deleted") is not. If a
+    KFP release adds such a field this test fails, and resources.RetryPolicy should set it.
+    """
+    for name, policy in _retried_tasks().items():
+        assert set(policy) == {"maxRetryCount", "backoffDuration", "backoffFactor", "backoffMaxDuration"}, name
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    fields = {f.name for f in pipeline_spec_pb2.PipelineTaskSpec.RetryPolicy.DESCRIPTOR.fields}
+    assert fields == {"max_retry_count", "backoff_duration", "backoff_factor", "backoff_max_duration"}

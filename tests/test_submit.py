@@ -72,6 +72,35 @@ def test_host_comes_from_the_environment_and_images_can_be_renamed(client, monke
     registry = "europe-docker.pkg.dev/p/word-ocr"
     assert images == {f"{registry}/components:1.2.3", f"{registry}/trainer:1.2.3"}
     assert "ghcr.io/word-ocr/" not in call.package
+    # The rollout step serves the model with the predictor pushed beside them.
+    assert call.arguments["predictor_image"] == f"{registry}/predictor:1.2.3"
+
+
+def test_without_image_flags_the_run_keeps_the_inference_services_own_image(client, capsys):
+    submit.main(["--host", "http://h", "--serving-root", "gs://b/s", "--param", "isvc_namespace=word-ocr"])
+    [call] = client.calls
+    assert "predictor_image" not in call.arguments
+    assert "keeps the InferenceService's own predictor image" in capsys.readouterr().err
+
+
+def test_a_predictor_image_by_digest_is_passed_to_the_run_as_given(client, capsys):
+    image = "europe-docker.pkg.dev/p/word-ocr/predictor@sha256:" + "0123456789abcdef" * 4
+    submit.main([
+        "--host", "http://h", "--serving-root", "gs://b/s", "--registry", "europe-docker.pkg.dev/p/word-ocr",
+        "--predictor-image", image, "--param", "isvc_namespace=word-ocr",
+    ])  # fmt: skip
+    [call] = client.calls
+    assert call.arguments["predictor_image"] == image
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_a_rollout_with_a_tagged_predictor_image_says_what_a_tag_means(client, capsys):
+    submit.main([
+        "--host", "http://h", "--serving-root", "gs://b/s", "--registry", "r.example/p", "--param", "isvc_namespace=ns",
+    ])  # fmt: skip
+    assert client.calls[0].arguments["predictor_image"] == "r.example/p/predictor:0.1.0"
+    err = capsys.readouterr().err
+    assert "is a tag: it is pulled Always" in err and "@sha256:" in err
 
 
 def test_without_a_host_it_says_how_to_give_one(client, capsys):
@@ -90,6 +119,7 @@ def test_without_a_host_it_says_how_to_give_one(client, capsys):
         (["--data-root", "/home/me/data"], "use gs://"),
         (["--param", "serving_root=out/serving"], "use gs://"),
         (["--serving-root", ""], "--serving-root is empty"),  # `make submit` without SERVING_ROOT
+        (["--predictor-image", "r/predictor@sha256:abc"], "64 hex digits"),
     ],
 )
 def test_bad_parameters_are_refused_before_anything_is_sent(client, capsys, flags, message):
