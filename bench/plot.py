@@ -1,7 +1,7 @@
 """A picture of a bench report: word accuracy per cell beside Tesseract's, and single-image latency.
 
 ``bench.run`` writes it as ``report.png`` beside ``report.json``; this draws it again from any
-saved report (a model's before and after, the device run's):
+saved report (a model's before and after, the GPU run's):
 
     python -m bench.plot bench/report.json [OUT.png]
 """

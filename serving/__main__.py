@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     # Our own loggers (serving.*, wordocr.*) in kserve's format; kserve's loggers don't propagate.
     logging.basicConfig(level=logging.INFO, format=KSERVE_LOGGER_FORMAT, datefmt=KSERVE_LOGGER_DATE_FORMAT)
     if args.workers != 1:
-        # Extra routes live on the single-process app only (FACTS): scale with replicas instead.
+        # Extra routes live on the single-process app only (with 2 workers they answer 404): scale with replicas.
         raise SystemExit("word-ocr serves with --workers 1 (one per container); scale with replicas")
 
     server = ModelServer(

@@ -1,5 +1,5 @@
-"""A cap on request body size, which kserve's server does not have (FACTS: a 200 MB body was read
-whole into memory). Pure ASGI, so it costs nothing per request beyond a header lookup.
+"""A cap on request body size, which kserve's server does not have (it reads a 200 MB body whole
+into memory). Pure ASGI, so it costs nothing per request beyond a header lookup.
 
 A declared ``Content-Length`` over the cap is refused with 413 before any byte is read; a
 chunked body is counted as it arrives and the request fails (413, or 400 if the framework was

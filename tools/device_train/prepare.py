@@ -1,9 +1,9 @@
-"""Build the folder ``.gpu/`` that tools/device_train/run.sh needs on the device machine.
+"""Build the folder ``.gpu/`` that tools/device_train/run.sh needs on the GPU machine.
 
-The device machine (see tools/device_train/README.md) has PyTorch but no TensorFlow, no Keras and
+The GPU machine (see tools/device_train/README.md) has PyTorch but no TensorFlow, no Keras and
 no network: this downloads Keras and its two missing dependencies as wheels for its Python, packs
 the training fonts (the installed ``fontpkg_*`` files of ``fonts.TRAIN_FAMILIES``) and saves the
-word list. ``.gpu/`` is git-ignored through .git/info/exclude; pass it as the run's ``carry``.
+word list. ``.gpu/`` goes to the GPU machine with the checkout (keep it out of commits).
 
     .venv/bin/python tools/device_train/prepare.py
 """

@@ -1,7 +1,7 @@
-"""Where a training step's time goes on the device (a developer's probe, not part of the product).
+"""Where a training step's time goes on a GPU (a developer's probe, not part of the product).
 
-The first device run (Keras 3.15 on torch, H200) took 42 ms a step at batch 128: 3,000 images/s,
-so 4 of the cluster's 20 epochs fitted in the call. A step of this 1.3M-parameter CRNN is
+The first GPU run (Keras 3.15 on torch, H200) took 42 ms a step at batch 128: 3,000 images/s,
+so 4 of the cluster's 20 epochs fitted in its 530 s budget. A step of this 1.3M-parameter CRNN is
 microseconds of GPU work, so the time is Python dispatch. This times the same step under the
 options that could remove it, on random images (the step's cost does not depend on the pixels),
 and prints the torch profiler's top CPU operations for the baseline.

@@ -1,4 +1,5 @@
-# The device machine's command, from the repo root, with .gpu/ carried (prepare.py builds it):
+# The GPU machine's command, from the repo root, with .gpu/ beside it (prepare.py builds it) and
+# OUT naming the folder the results go to:
 #   [BACKEND=torch|jax] bash tools/device_train/run.sh [train_gpu.py flags]
 # Installs the carried wheels and fonts, then trains on Keras' BACKEND (torch by default: the one
 # measured there, cuDNN LSTMs); if that fails before saving, it tries the other with the time left.

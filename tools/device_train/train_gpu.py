@@ -1,8 +1,8 @@
-"""Train the CRNN with the cluster pipeline's default sizes on the device machine's GPU.
+"""Train the CRNN with the cluster pipeline's default sizes on one GPU machine, without Kubeflow.
 
-Why this exists: the issue's accuracy targets are for a model trained with the cluster defaults
-(200,000 images, 20 epochs, batch 128), 27 times the local run's budget. The device machine that
-some sessions are lent has PyTorch but no TensorFlow, cannot install it and has no network, so
+Why this exists: the cluster recipe's accuracy targets are for a model trained with its defaults
+(200,000 images, 20 epochs, batch 128), 27 times the local run's budget. The GPU machine this
+is written for has PyTorch but no TensorFlow, cannot install it and has no network, so
 this runs Keras 3 on its torch backend (cuDNN LSTMs) with the project's own generator, model,
 loss, learning-rate schedule and best-epoch rule (in float32 by default: see ``--precision``).
 The data go from the generator to memory rather than through TFRecord shards. Out:
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--deadline", type=float, default=530.0, help="seconds from start by which all is saved")
     parser.add_argument("--gen-share", type=float, default=0.3, help="share of the deadline generation may take")
-    # float32 by default: on the device (torch backend, H200) a mixed_float16 step took 39.9 ms against
+    # float32 by default: on an H200 (torch backend) a mixed_float16 step took 39.9 ms against
     # 31.2 (probe_step.py): the step is bound by Python dispatch, and autocasting adds ops.
     parser.add_argument("--precision", default="float32", help="e.g. mixed_float16 (the cluster's); "
                         "falls back to float32 if it fails")
@@ -176,14 +176,14 @@ def main() -> None:
         f"{args.epochs} epochs")
     model, config = make_model(epochs, precision)
     # The weights travel back without the optimizer's state: a compiled model's save_weights
-    # holds Adam's moments too (27 MB), over the device's 16 MiB limit for one returned file.
+    # holds Adam's moments too (27 MB, five times the weights), which nothing here needs.
     plain = build_model(spec, alphabet, config.model_size)
     history: dict[str, list[float]] = {}
     best: dict = {"accuracy": -1.0, "epoch": 0}
     started = time.time()
 
     def save(epochs_run: int) -> None:
-        """Written after every epoch, so a run cut off by the call's limit still returns its best."""
+        """Written after every epoch, so a run cut off before its deadline still leaves its best."""
         meta = {
             "train_images": len(x), "val_images": len(val_x), "requested_train_samples": args.train_samples,
             "epochs_requested": args.epochs, "epochs_scheduled": epochs, "epochs_run": epochs_run,

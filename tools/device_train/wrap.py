@@ -1,4 +1,4 @@
-"""Wrap a device run's ``best.weights.h5`` into a model artifact the predictor and bench load.
+"""Wrap a GPU run's ``best.weights.h5`` into a model artifact the predictor and bench load.
 
 The weights go into a float32 model built here (TensorFlow backend), so the artifact is the same
 as one ``wordocr.train`` writes: model.keras, the spelling model, spec.json with the run's facts.

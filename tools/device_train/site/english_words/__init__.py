@@ -1,4 +1,4 @@
-"""Stand-in for the ``english_words`` package on the device machine, where nothing can be installed.
+"""Stand-in for the ``english_words`` package on the GPU machine, where nothing can be installed.
 
 It answers with the project's final dictionary (saved by prepare.py from the real package), for
 any source, so the intersection that ``wordocr.words`` takes is that same list.
