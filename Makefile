@@ -19,10 +19,11 @@ export PYTHONUNBUFFERED := 1
 # Quieter TensorFlow start-up; errors still print.
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help venv run run-quick serve test tesseract lint compile bench lock clean images push submit
+.PHONY: help venv run run-quick serve test tesseract lint compile bench lock clean images push submit \
+	run-containers serve-image test-images bench-images
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or pass PYTHON=..." >&2; exit 1; }
@@ -84,11 +85,24 @@ REGISTRY ?=
 IMAGE_VERSION ?=
 IMAGE_FLAGS = $(if $(REGISTRY),--registry $(REGISTRY)) $(if $(IMAGE_VERSION),--version $(IMAGE_VERSION))
 
-images: ## build the container images with docker, else buildah (REGISTRY=..., IMAGE_VERSION=...)
-	$(PYTHON) images/build.py build $(IMAGE_FLAGS)
+images: ## build the three container images, no daemon needed (podman; REGISTRY=..., IMAGE_VERSION=...)
+	bash tools/install_system_packages.sh containers
+	$(PYTHON) -m images.build build $(IMAGE_FLAGS)
 
-push: images ## build, then push them (log in first: docker login / buildah login)
-	$(PYTHON) images/build.py push $(IMAGE_FLAGS)
+push: images ## build, then push them (log in first: podman login / docker login)
+	$(PYTHON) -m images.build push $(IMAGE_FLAGS)
+
+run-containers: $(STAMP) images ## the compiled pipeline with every task in its image (kfp.local DockerRunner, small sizes)
+	$(PY) -m pipelines.run_in_containers --workdir $(WORKDIR)/containers-run
+
+serve-image: $(STAMP) ## serve the model `make run` published from the predictor image, as KServe runs it (PORT=8080)
+	$(PY) -m images.predictor_container --model $(WORKDIR)/serving/word-ocr --port $(PORT)
+
+test-images: $(STAMP) images ## build the images, run the pipeline in them and serve from the predictor image (~10 min)
+	WORDOCR_IMAGE_TESTS=1 $(BIN)/pytest -q tests/test_container_images.py
+
+bench-images: $(STAMP) images ## image sizes, predictor cold start, RSS after load and under load -> bench/images-report.json
+	$(PY) -m images.measure --model $(WORKDIR)/serving/word-ocr
 
 clean: ## remove the venv and local outputs
 	rm -rf $(VENV) $(WORKDIR) .pytest_cache .ruff_cache

@@ -1,14 +1,16 @@
 """Build or push the word-ocr images, one per images/NAME.Dockerfile (run by `make images` / `make push`).
 
-    python3.11 images/build.py build [--registry R] [--version V] [NAME ...]
-    python3.11 images/build.py push  [--registry R] [--version V] [NAME ...]
+    python3.11 -m images.build build [--registry R] [--version V] [NAME ...]
+    python3.11 -m images.build push  [--registry R] [--version V] [NAME ...]
 
 Tags ``REGISTRY/NAME:VERSION``; the defaults are components/images.py's REGISTRY and VERSION, the
-names the compiled pipeline refers to. The engine is docker when its daemon answers, else buildah
-(no daemon, no root needed: ``--isolation chroot --storage-driver vfs``). Every image gets
-``GIT_REVISION`` (``git rev-parse HEAD``, ``-dirty`` with uncommitted changes; the environment
-variable GIT_REVISION wins). Pushing uses the engine's own login (``docker login`` /
-``buildah login``): no credential is read or passed here. Standard library only.
+names the compiled pipeline refers to. The engine is docker when its daemon answers, else podman,
+else buildah: no daemon is needed (images/engine.py). The base is the Dockerfiles' default Python
+image when it can be had, else an equivalent made from Debian's packages (images/base.py). Pip in
+the build reaches the package index with this machine's CA bundle, passed as a build secret that no
+layer keeps. Every image gets ``GIT_REVISION`` (``git rev-parse HEAD``, ``-dirty`` with uncommitted
+changes; the environment variable GIT_REVISION wins). Pushing uses the engine's own login
+(``podman login`` / ``docker login``): no credential is read or passed here. Standard library only.
 """
 
 from __future__ import annotations
@@ -17,16 +19,22 @@ import argparse
 import ast
 import os
 import shlex
-import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
+
+from images.base import default_base, resolve_base
+from images.engine import Engine, EngineError, find_engine, free_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = ROOT / "images"
 NAMES_MODULE = ROOT / "components" / "images.py"
-BUILDAH_STORAGE = ["--storage-driver", "vfs"]
-NO_ENGINE = "no container engine: install docker or buildah"
+CA_BUNDLE_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# What one build needs on disk, with room for its layers (the trainer carries the CUDA wheels).
+NEEDED_BYTES = {"components": 4 * 2**30, "predictor": 3 * 2**30, "trainer": 12 * 2**30}
 
 
 def image_names() -> list[str]:
@@ -54,38 +62,115 @@ def git_revision() -> str:
     return head.stdout.strip() + ("-dirty" if status.stdout.strip() else "")
 
 
-def find_engine() -> str:
-    """``docker`` if its daemon answers, else ``buildah``; SystemExit when neither can build."""
-    why_not_docker = ""
-    if shutil.which("docker"):
-        try:
-            info = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
-            if info.returncode == 0:
-                return "docker"
-            why_not_docker = (info.stderr.strip().splitlines() or ["`docker info` failed"])[-1]
-        except subprocess.TimeoutExpired:
-            why_not_docker = "`docker info` timed out"
-    if shutil.which("buildah"):
-        return "buildah"
-    detail = f" (docker is installed but its daemon is unreachable: {why_not_docker})" if why_not_docker else ""
-    raise SystemExit(NO_ENGINE + detail)
-
-
 def tag(registry: str, name: str, version: str) -> str:
     return f"{registry.rstrip('/')}/{name}:{version}"
 
 
-def build_command(engine: str, name: str, image: str, revision: str) -> list[str]:
-    args = ["-f", f"images/{name}.Dockerfile", "-t", image, "--build-arg", f"GIT_REVISION={revision}", "."]
-    if engine == "docker":
-        return ["docker", "build", *args]
-    return ["buildah", *BUILDAH_STORAGE, "bud", "--isolation", "chroot", "--layers", *args]
+def ca_bundle(environ: dict[str, str] | None = None) -> Path | None:
+    """The CA bundle this machine's pip trusts: the first of PIP_CERT, SSL_CERT_FILE, REQUESTS_CA_BUNDLE
+    naming a file, else Debian's system bundle; None when there is none (the image's own is used)."""
+    environ = os.environ if environ is None else environ
+    for variable in CA_BUNDLE_VARIABLES:
+        value = environ.get(variable, "")
+        if value and Path(value).is_file():
+            return Path(value)
+    return SYSTEM_CA_BUNDLE if SYSTEM_CA_BUNDLE.is_file() else None
 
 
-def push_command(engine: str, image: str) -> list[str]:
-    if engine == "docker":
-        return ["docker", "push", image]
-    return ["buildah", *BUILDAH_STORAGE, "push", image, f"docker://{image}"]
+def build_command(engine: Engine, name: str, image: str, revision: str, base: str | None, cert: Path) -> list[str]:
+    args = ["-f", f"images/{name}.Dockerfile", "-t", image, "--build-arg", f"GIT_REVISION={revision}",
+            "--secret", f"id=pip_cert,src={cert}"]
+    if base:
+        args += ["--build-arg", f"PYTHON_IMAGE={base}"]
+    if engine.name == "docker":
+        return ["docker", "build", *args, "."]
+    if engine.name == "podman":
+        return ["podman", "build", "--layers", *args, "."]
+    return engine.command("bud", "--isolation", "chroot", "--layers", *args, ".")
+
+
+def push_command(engine: Engine, image: str) -> list[str]:
+    if engine.name == "buildah":
+        return engine.command("push", image, f"docker://{image}")
+    return [engine.name, "push", image]
+
+
+def _run(engine: Engine, command: list[str]) -> subprocess.CompletedProcess:
+    """Run with the engine's output on the terminal; its last lines are kept to explain a failure."""
+    print("+", shlex.join(command), flush=True)
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **engine.env}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            log.write(line)
+        process.wait()
+        log.seek(0)
+        tail = log.read()[-4000:]
+    return subprocess.CompletedProcess(command, process.returncode, tail, "")
+
+
+def explain_build_failure(image: str, output: str, returncode: int) -> str:
+    lowered = output.lower()
+    if "no space left on device" in lowered:
+        return f"build of {image} ran out of disk space ({free_bytes() / 2**30:.1f} GiB free now): free some or " \
+               "prune old images (podman image prune / docker image prune)"
+    if "could not find a version" in lowered or "certificate verify failed" in lowered:
+        return f"build of {image}: pip could not reach the package index from the build container; set PIP_CERT to " \
+               "this machine's CA bundle if its TLS goes through a proxy"
+    last = [line for line in output.strip().splitlines() if line.strip()][-1:] or [f"exit {returncode}"]
+    return f"build of {image} failed (exit {returncode}): {last[0].strip()}"
+
+
+def explain_push_failure(image: str, output: str, returncode: int) -> str:
+    registry = image.split("/", 1)[0]
+    last = [line for line in output.strip().splitlines() if line.strip()][-1:] or [f"exit {returncode}"]
+    return f"push of {image} was refused ({last[0].strip()}): log in first (podman login {registry} / " \
+           f"docker login {registry}) or set REGISTRY to one you may push to"
+
+
+def build(engine: Engine, names: list[str], registry: str, version: str, dry_run: bool = False) -> dict[str, float]:
+    """Build ``names``; seconds each build took."""
+    revision = os.environ.get("GIT_REVISION") or git_revision()
+    needed = max(NEEDED_BYTES.get(name, 4 * 2**30) for name in names)
+    if not dry_run and free_bytes() < needed:
+        raise EngineError(f"not enough disk space to build {', '.join(names)}: {free_bytes() / 2**30:.1f} GiB free, "
+                          f"about {needed / 2**30:.0f} GiB needed")
+    base = None
+    if not dry_run:
+        image, how = resolve_base(engine)
+        print(f"base image: {image} ({how})", flush=True)
+        # The Dockerfiles' own default needs no build argument.
+        base = None if image == default_base() else image
+    cert = ca_bundle()
+    seconds = {}
+    with tempfile.NamedTemporaryFile(prefix="no-ca-", suffix=".crt") as empty:
+        for name in names:
+            image = tag(registry, name, version)
+            command = build_command(engine, name, image, revision, base, cert or Path(empty.name))
+            if dry_run:
+                print("+", shlex.join(command))
+                continue
+            started = time.monotonic()
+            done = _run(engine, command)
+            if done.returncode:
+                raise EngineError(explain_build_failure(image, done.stdout, done.returncode))
+            seconds[name] = time.monotonic() - started
+            print(f"built {image} in {seconds[name]:.0f} s", flush=True)
+    return seconds
+
+
+def push(engine: Engine, names: list[str], registry: str, version: str, dry_run: bool = False) -> None:
+    for name in names:
+        image = tag(registry, name, version)
+        command = push_command(engine, image)
+        if dry_run:
+            print("+", shlex.join(command))
+            continue
+        done = _run(engine, command)
+        if done.returncode:
+            raise EngineError(explain_push_failure(image, done.stdout, done.returncode))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"images (default: all of {image_names()})")
     parser.add_argument("--registry", default=known["REGISTRY"], help="default: %(default)s")
     parser.add_argument("--version", default=known["VERSION"], help="default: %(default)s")
-    parser.add_argument("--engine", choices=["docker", "buildah"], help="default: docker if its daemon answers")
+    parser.add_argument("--engine", choices=["docker", "podman", "buildah"],
+                        help="default: docker if its daemon answers, else podman, else buildah")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     args = parser.parse_intermixed_args(argv)
 
@@ -103,21 +189,14 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"no images/NAME.Dockerfile for {unknown}")
     if (args.registry, args.version) != (known["REGISTRY"], known["VERSION"]):
-        print(f"note: the compiled pipeline names {tag(known['REGISTRY'], 'NAME', known['VERSION'])}; to run these "
-              "images, change components/images.py and `make compile`", file=sys.stderr)
-    engine = args.engine or find_engine()
-    revision = os.environ.get("GIT_REVISION") or git_revision()
-    for name in args.names or image_names():
-        image = tag(args.registry, name, args.version)
-        if args.action == "build":
-            command = build_command(engine, name, image, revision)
-        else:
-            command = push_command(engine, image)
-        print("+", shlex.join(command), flush=True)
-        if not args.dry_run:
-            done = subprocess.run(command, cwd=ROOT)
-            if done.returncode:
-                raise SystemExit(f"{args.action} of {image} failed (exit {done.returncode})")
+        print(f"note: the compiled pipeline names {tag(known['REGISTRY'], 'NAME', known['VERSION'])}; "
+              "`make submit REGISTRY=...` runs it with these tags instead", file=sys.stderr)
+    engine = find_engine(args.engine)
+    names = args.names or image_names()
+    if args.action == "build":
+        build(engine, names, args.registry, args.version, args.dry_run)
+    else:
+        push(engine, names, args.registry, args.version, args.dry_run)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-# word-ocr components image (CPU): the KFP lightweight components (generate, evaluate, deploy) run
-# here; their bodies `from wordocr... import`, so the project package is installed beside the lock.
-# Build from the repository root: python3.11 images/build.py build   (or `make images`)
+# word-ocr components image (CPU): the KFP lightweight components (generate, evaluate, publish, roll out)
+# run here. Their bodies import only the core package `wordocr` (the compiled pipeline embeds the
+# component code itself), so the image holds the one lock and the core.
+# Build from the repository root: `make images` (python3.11 -m images.build build).
 ARG PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -8,15 +9,19 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# The one lock file, installed before the code so code changes reuse this layer.
+# A build machine whose TLS goes through its own certificate authority passes that CA bundle as the
+# build secret `pip_cert` (images/build.py does): mounted for the pip steps only, never in a layer,
+# and this stage is not shipped.
+# The lock is installed before the code so code changes reuse this layer.
 COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
+    && pip install --no-cache-dir -r requirements.txt
 COPY pyproject.toml ./
 COPY wordocr ./wordocr
-COPY components ./components
-COPY pipelines ./pipelines
-COPY serving ./serving
-RUN pip install --no-cache-dir --no-deps .
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
+    && pip install --no-cache-dir --no-deps .
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin wordocr

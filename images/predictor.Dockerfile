@@ -1,6 +1,7 @@
 # word-ocr predictor image: the KServe custom predictor (`python -m serving`). On KServe the storage
-# initializer puts the InferenceService's storageUri at /mnt/models.
-# Build from the repository root: python3.11 images/build.py build   (or `make images`)
+# initializer puts the InferenceService's storageUri at /mnt/models. Its lock holds only what serving
+# needs (requirements-predictor.txt: no kfp, one font for the word endpoint).
+# Build from the repository root: `make images` (python3.11 -m images.build build).
 ARG PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -8,15 +9,19 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# The one lock file, installed before the code so code changes reuse this layer.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# A build machine whose TLS goes through its own certificate authority passes that CA bundle as the
+# build secret `pip_cert` (images/build.py does): mounted for the pip steps only, never in a layer,
+# and this stage is not shipped.
+COPY requirements-predictor.txt ./
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
+    && pip install --no-cache-dir -r requirements-predictor.txt
 COPY pyproject.toml ./
 COPY wordocr ./wordocr
-COPY components ./components
-COPY pipelines ./pipelines
 COPY serving ./serving
-RUN pip install --no-cache-dir --no-deps .
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
+    && pip install --no-cache-dir --no-deps .
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin wordocr

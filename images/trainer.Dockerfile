@@ -1,9 +1,10 @@
-# word-ocr trainer image (GPU): the KFP train component runs here, on a GPU node.
-# TensorFlow's CUDA build comes from pip (tensorflow[and-cuda] brings the CUDA and cuDNN wheels);
-# the node brings the NVIDIA driver. images/requirements-gpu.txt is requirements.txt with
-# tensorflow-cpu swapped for tensorflow[and-cuda] at the same version, plus pins for the CUDA
-# wheels, derived by `make lock` (images/gpu_requirements.py) and checked by tests/test_images.py.
-# Build from the repository root: python3.11 images/build.py build   (or `make images`)
+# word-ocr trainer image (GPU): the KFP train component runs here, on a GPU node (and on the CPU
+# where there is none). TensorFlow's CUDA build comes from pip (tensorflow[and-cuda] brings the CUDA
+# and cuDNN wheels); the node brings the NVIDIA driver. images/requirements-gpu.txt is
+# requirements.txt with tensorflow-cpu swapped for tensorflow[and-cuda] at the same version, plus
+# pins for the CUDA wheels, derived by `make lock` (images/gpu_requirements.py) and checked by
+# tests/test_images.py.
+# Build from the repository root: `make images` (python3.11 -m images.build build).
 ARG PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -11,16 +12,20 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+# A build machine whose TLS goes through its own certificate authority passes that CA bundle as the
+# build secret `pip_cert` (images/build.py does): mounted for the pip steps only, never in a layer,
+# and this stage is not shipped.
 COPY requirements.txt images/requirements-gpu.txt images/gpu_requirements.py ./
 # Refuse a stale derived lock (requirements.txt re-locked without `make lock`) before installing it.
-RUN python gpu_requirements.py --check --lock requirements.txt --out requirements-gpu.txt \
+RUN python gpu_requirements.py --check --lock requirements.txt --out requirements-gpu.txt
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
     && pip install --no-cache-dir -r requirements-gpu.txt
 COPY pyproject.toml ./
 COPY wordocr ./wordocr
-COPY components ./components
-COPY pipelines ./pipelines
-COPY serving ./serving
-RUN pip install --no-cache-dir --no-deps .
+RUN --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
+    && pip install --no-cache-dir --no-deps .
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin wordocr

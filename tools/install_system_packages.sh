@@ -2,10 +2,12 @@
 # Debian packages the project drives for real, by set:
 #   test (the default, run by `make test`): headless Chromium and ChromeDriver (the web page test);
 #   bench (run by `make bench`): Tesseract with its English data, and what building tesserocr
-#     from source needs (requirements-bench.txt: pip install --no-binary tesserocr).
+#     from source needs (requirements-bench.txt: pip install --no-binary tesserocr);
+#   containers (run by `make images`): podman and buildah (build and run images without a daemon),
+#     runc (the runtime podman is set to), mmdebstrap (makes the base image where it cannot be pulled).
 # Installs the missing ones when it can (root with apt-get, as on CI); elsewhere it says what to
 # install, and what needs them skips with the same hint.
-#   bash tools/install_system_packages.sh [test|bench]
+#   bash tools/install_system_packages.sh [test|bench|containers]
 set -euo pipefail
 set_name=${1:-test}
 missing=()
@@ -21,8 +23,14 @@ case "$set_name" in
       dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     ;;
+  containers)
+    purpose="building and running the container images"
+    for tool in podman buildah runc mmdebstrap; do
+      command -v "$tool" >/dev/null || missing+=("$tool")
+    done
+    ;;
   *)
-    echo "usage: $0 [test|bench]" >&2
+    echo "usage: $0 [test|bench|containers]" >&2
     exit 2
     ;;
 esac
