@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import shlex
 import subprocess
@@ -26,11 +27,12 @@ import time
 from pathlib import Path
 
 from images.base import default_base, resolve_base
-from images.engine import Engine, EngineError, find_engine, free_bytes
+from images.engine import STATE_DIR, Engine, EngineError, find_engine, free_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = ROOT / "images"
 NAMES_MODULE = ROOT / "components" / "images.py"
+BUILD_TIMES = STATE_DIR / "build-seconds.json"
 CA_BUNDLE_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # What one build needs on disk, with room for its layers (the trainer carries the CUDA wheels).
@@ -158,7 +160,17 @@ def build(engine: Engine, names: list[str], registry: str, version: str, dry_run
                 raise EngineError(explain_build_failure(image, done.stdout, done.returncode))
             seconds[name] = time.monotonic() - started
             print(f"built {image} in {seconds[name]:.0f} s", flush=True)
+    if seconds:
+        record_build_seconds(seconds)
     return seconds
+
+
+def record_build_seconds(seconds: dict[str, float], path: Path = BUILD_TIMES) -> None:
+    """Each image's last build time, for `make bench-images` (a build from cached layers takes seconds)."""
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known.update({name: round(value, 1) for name, value in seconds.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=2) + "\n")
 
 
 def push(engine: Engine, names: list[str], registry: str, version: str, dry_run: bool = False) -> None:

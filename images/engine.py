@@ -5,7 +5,8 @@ runs containers itself); else buildah (build and push only). Podman and buildah 
 ``containers.conf`` written under ``out/containers/`` and named by ``CONTAINERS_CONF``: its
 open-files and process limits are this host's hard limits, because podman's defaults can be above
 them and then every container fails to start ("error setting rlimit"), and it picks ``runc`` when
-installed, because crun refuses hosts with hybrid cgroups. Standard library only.
+installed, because crun refuses hosts with hybrid cgroups. ``WORDOCR_CONTAINERS_STATE`` names
+another folder for that file and the build records. Standard library only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = ROOT / "out" / "containers"
+STATE_DIR = Path(os.environ.get("WORDOCR_CONTAINERS_STATE") or ROOT / "out" / "containers")
 # Where podman and buildah keep images when run as root (rootless: ~/.local/share/containers).
 STORAGE_DIRS = (Path("/var/lib/containers"), Path.home() / ".local" / "share" / "containers")
 INSTALL_HINT = "install podman (Debian: apt-get install podman buildah mmdebstrap runc) or start a docker daemon"

@@ -398,7 +398,8 @@ def _calls(bin_dir: Path) -> list[str]:
 def _build_script(bin_dir: Path, *args: str) -> subprocess.CompletedProcess:
     cert = bin_dir / "ca.crt"
     cert.write_text("-----BEGIN CERTIFICATE-----\n")
-    env = {"PATH": str(bin_dir), "GIT_REVISION": "abc123", "HOME": str(bin_dir), "PIP_CERT": str(cert)}
+    env = {"PATH": str(bin_dir), "GIT_REVISION": "abc123", "HOME": str(bin_dir), "PIP_CERT": str(cert),
+           "WORDOCR_CONTAINERS_STATE": str(bin_dir / "state")}
     return subprocess.run([sys.executable, "-m", "images.build", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
 
@@ -425,6 +426,8 @@ def test_build_falls_back_to_podman_then_buildah_without_a_docker_daemon(tmp_pat
         "podman build --layers -f images/components.Dockerfile -t ghcr.io/word-ocr/components:0.1.0 "
         f"--build-arg GIT_REVISION=abc123 --secret id=pip_cert,src={tmp_path}/ca.crt ."
     )
+    assert set(json.loads((tmp_path / "state" / "build-seconds.json").read_text())) == {"components"}
+    assert "[containers]\ndefault_ulimits" in (tmp_path / "state" / "containers.conf").read_text()
     (tmp_path / "podman").unlink()
     (tmp_path / "calls").unlink()
     _fake(tmp_path, "buildah")
