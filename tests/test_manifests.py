@@ -25,7 +25,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO / "manifests"
-BENCH_REPORT = REPO / "bench" / "report.json"
+BENCH_REPORT = REPO / "bench" / "reference" / "report.json"  # not bench/report.json, which `make bench` rewrites
 CRD_FILE = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "serving.kserve.io_inferenceservices.yaml"
 
 # The oldest Kubernetes the manifests must apply to (KServe's Knative mode needs 1.32 or newer).
