@@ -336,7 +336,7 @@ def test_a_failure_when_nothing_served_before_is_not_called_a_rollback(cluster):
     emulator.controller.never_ready.update({V1, V2})
     with pytest.raises(RolloutError):
         roll_out(api, NAME, NAMESPACE, V1, timeout_s=0.1, poll_s=0.01)
-    with pytest.raises(RolloutError, match=r"not rolled back: nothing served before") as error:
+    with pytest.raises(RolloutError, match=r"not rolled back: it was not serving its spec before") as error:
         roll_out(api, NAME, NAMESPACE, V2, **SHORT)
     assert "serving now: nothing" in str(error.value)
     assert len(patches(emulator)) == 1

@@ -305,10 +305,11 @@ class _Rollout:
             log.info("%s already serves %s with all traffic", self.where, version_uri)
             return self.result(current, "unchanged")
         canary = serving and 0 < canary_percent < 100
-        # The revision serving before; a new spec makes a revision newer than ``before``.
+        # A new spec makes a revision newer than ``before``. ``previous`` serves the current spec,
+        # the one a rollback restores; an InferenceService not serving its spec has none.
         before = latest_created(current)
-        previous = rolled_out(current) or latest_ready(current)
-        if previous:
+        previous = (rolled_out(current) or latest_ready(current)) if serving else ""
+        if previous and previous == latest_ready(current):
             self.uris[previous] = previous_uri or "?"
         new_revision = containers != previous_containers
 
@@ -336,7 +337,9 @@ class _Rollout:
             ready = self.wait_for_traffic(revision, "the new revision to take all traffic", deadline)
         except Exception as exc:
             if not previous:
-                raise self.no_rollback(exc, "nothing served before this rollout to go back to") from exc
+                raise self.no_rollback(
+                    exc, "it was not serving its spec before, so there is none to go back to"
+                ) from exc
             if not new_revision:
                 raise self.no_rollback(exc, "the rollout changed no container, so there is nothing to restore") from exc
             raise self.roll_back(previous, previous_containers, version_uri, exc) from exc
@@ -397,7 +400,7 @@ class _Rollout:
         """
         log.error("%s: rollout of %s failed (%s); rolling back to %s", self.where, version_uri, cause, previous)
         deadline = self.deadline(self.rollback_timeout_s)
-        restored = self.uris.get(previous, "?")
+        restored = storage_uri({"spec": {"predictor": {"containers": previous_containers}}}) or "?"
         now: dict = {}
         try:
             now = self.get() or {}
