@@ -188,7 +188,7 @@ class RunPlan:
 class TaskConsole(logging.Filter):
     """Turns kfp.local's task records and the tasks' own lines into one console line per task and
     two progress bars. Install it as a filter on the root logger (kfp.local swaps the root's
-    handlers per task, never its filters) and pass ``on_line`` to ``output_into``."""
+    handlers per task, never its filters) and make ``on_line`` the ``LineTee``'s."""
 
     def __init__(self, console: TextIO, plan: RunPlan, bars: bool | None = None):
         super().__init__()
@@ -277,7 +277,8 @@ class TaskConsole(logging.Filter):
         best = number("best_val_word_accuracy")
         accuracy = number("word_accuracy")
         if best is not None:
-            return f"best val word accuracy {best:.4f} of {task.epochs_seen or '?'} epochs"
+            epochs = f" ({task.epochs_seen} epoch{'' if task.epochs_seen == 1 else 's'})" if task.epochs_seen else ""
+            return f"best val word accuracy {best:.4f}{epochs}"
         if accuracy is not None:
             verdict = "passes" if accuracy >= self.plan.accuracy_gate else "is below"
             cer = number("cer")

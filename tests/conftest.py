@@ -1,4 +1,5 @@
-"""Shared fixtures only."""
+"""Shared fixtures, and the rules every test run follows: tests that start a server are slow, and
+no process a test started may outlive the run."""
 
 from __future__ import annotations
 
@@ -13,11 +14,22 @@ from tests.support.processes import adopt_orphans, kill_descendants, left_runnin
 from tests.tiny_data import TINY_SPEC
 from wordocr.alphabet import DEFAULT_ALPHABET
 
+# The fixtures here that start a server process: a test that uses one, directly or through another
+# fixture, is marked slow (`pytest -m "not slow"` leaves it out).
+SERVER_FIXTURES = frozenset({"server", "gcs_server"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def no_process_left_running() -> Iterator[None]:
-    """The suite ends every process it starts. Set up before and torn down after every other
-    fixture; orphans are adopted, so a grandchild whose parent was killed still counts."""
+    """The suite ends every process it starts. Set up first and torn down last; orphans are
+    adopted, so a grandchild whose parent was killed still counts."""
     adopt_orphans()
     yield
     left = left_running(grace_s=10)

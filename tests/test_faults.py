@@ -79,6 +79,7 @@ def _retry_warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == storage.log.name and "retrying" in r.getMessage()]
 
 
+@pytest.mark.slow
 def test_a_short_storage_outage_mid_write_is_ridden_out(gcs, clean_manifest, monkeypatch, caplog):
     monkeypatch.setenv(storage.RETRY_DEADLINE_ENV, str(TRANSIENT_DEADLINE_S))
     restart = threading.Timer(OUTAGE_S, gcs.start)
@@ -98,6 +99,7 @@ def test_a_short_storage_outage_mid_write_is_ridden_out(gcs, clean_manifest, mon
     assert read_back.to_json() == clean_manifest.to_json() and len(paths) == 3  # every sha256 checked
 
 
+@pytest.mark.slow
 def test_a_lasting_storage_outage_fails_clearly_and_leaves_no_partial_dataset(
     gcs, clean_manifest, monkeypatch, caplog, tmp_path
 ):
@@ -136,6 +138,7 @@ def test_a_lasting_storage_outage_fails_clearly_and_leaves_no_partial_dataset(
     assert generate.generate_dataset(uri, **DATASET).to_json() == clean_manifest.to_json()
 
 
+@pytest.mark.slow
 def test_a_lasting_outage_on_read_fails_clearly(gcs, monkeypatch):
     monkeypatch.setenv(storage.RETRY_DEADLINE_ENV, "1")
     uri = f"gs://{TEST_BUCKET}/a.txt"

@@ -4,18 +4,23 @@ Nothing is mocked here: the tasks generate shards, train a (tiny) model, evaluat
 it, or refuse to, exactly as `make run` does.
 """
 
+import contextlib
+import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from pipelines import run_local
+from pipelines.console import plain_text
 from wordocr import shards
 from wordocr.publish import current_model
 
@@ -28,10 +33,19 @@ TINY = [
 
 
 @pytest.fixture(scope="module")
-def deployed_workdir(tmp_path_factory):
+def deployed_run(tmp_path_factory) -> tuple[Path, str]:
+    """The work folder of a run that passed the gate, and what the run showed on its console."""
     workdir = tmp_path_factory.mktemp("run")
-    assert run_local.main(["--workdir", str(workdir), *TINY, "--gate", "0.0"]) == 0
-    return workdir
+    console = io.StringIO()
+    with contextlib.redirect_stdout(console):
+        code = run_local.main(["--workdir", str(workdir), *TINY, "--gate", "0.0"])
+    assert code == 0, console.getvalue()
+    return workdir, console.getvalue()
+
+
+@pytest.fixture(scope="module")
+def deployed_workdir(deployed_run) -> Path:
+    return deployed_run[0]
 
 
 def test_a_model_at_or_above_the_gate_is_deployed(deployed_workdir):
@@ -61,9 +75,36 @@ def test_evaluation_writes_a_metrics_report(deployed_workdir):
     assert 0.0 <= report["word_accuracy"] <= 1.0 and report["cer"] >= 0.0
 
 
-def test_a_model_below_the_gate_is_not_deployed(tmp_path):
+def test_the_console_shows_one_line_per_task_and_the_log_file_everything(deployed_run):
+    workdir, console = deployed_run
+    [log_path] = workdir.glob("logs/run-*.log")
+    lines = console.splitlines()
+    assert lines[0] == lines[-1] == f"full log: {log_path}", console
+    full_log = plain_text(log_path.read_text())
+    executed = re.findall(r"Executing task '([^']+)'", full_log)
+    task_lines = [line for line in lines if line.startswith("  ")]
+    assert sorted(line.split()[0] for line in task_lines) == sorted(executed), console
+    assert all(line.split()[1] == "done" for line in task_lines), console
+    # Each task's key number.
+    shown = {line.split()[0]: line for line in task_lines}
+    assert shown["generate-shard"].endswith(" 96 images")  # 192 train images in 2 shards
+    assert shown["collect-shards"].endswith(" 192 train images")
+    assert re.search(r"best val word accuracy [\d.]+ \(1 epoch\)$", shown["train-model"])
+    assert re.search(r"word accuracy [\d.]+, CER [\d.]+ on 64 images: passes the gate 0$", shown["evaluate-model"])
+    assert any(re.search(r"passed the gate 0: published v\d{8}-", line) for line in task_lines), console
+    # kfp.local's executor input and the tasks' own logs are in the file, not on the console.
+    for detail in ('"parameterValues"', "Streamed logs", "epoch 1/1:"):
+        assert detail in full_log and detail not in console
+    assert all(line.strip() in full_log for line in task_lines)
+    assert len(lines) < len(task_lines) + 10, console
+
+
+def test_a_model_below_the_gate_is_not_deployed(tmp_path, capsys):
     code = run_local.main(["--workdir", str(tmp_path), *TINY, "--gate", "1.01"])
     assert code == 2
+    console = capsys.readouterr().out
+    assert re.search(r"^  evaluate\S* +done .*word accuracy [\d.]+.*: is below the gate 1.01$", console, re.M), console
+    assert re.search(r"^  \S*reject\S* +done .*nothing published$", console, re.M), console
     assert current_model(str(tmp_path / "serving"), "word-ocr") is None
     assert not (tmp_path / "serving").exists()
 

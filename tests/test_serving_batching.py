@@ -16,6 +16,8 @@ from PIL import Image
 from tests.serving_server import MODEL, running_server
 from tests.test_serving_http import assert_v1_predictions, v1_predict, word_image_b64
 
+pytestmark = pytest.mark.slow
+
 BATCH_HEADER = "x-model-batch"  # serving.predictor.BATCH_HEADER
 WORDS = ("apple", "river", "moon", "tree", "book", "sun", "dog", "cat")
 # This server's limits: small enough that a test reaches them with a few requests.

@@ -316,6 +316,7 @@ def test_health_checks_answer_while_batches_are_being_read(server):
 # --------------------------------------------------------------------------- gRPC
 
 
+@pytest.mark.slow
 def test_grpc_v2_when_enabled(model_dir, tmp_path):
     from kserve import InferenceGRPCClient, InferInput, InferRequest
 
