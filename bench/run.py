@@ -11,20 +11,26 @@ on the same machine only):
 - latency of each HTTP endpoint over loopback against the real ModelServer, and its peak RSS;
 - model size, training throughput (from the artifact), generation throughput on one core;
 - Tesseract (``bench/tesseract.py``, when tesserocr is installed) on the very same test images:
-  accuracy and CER per cell, in-process latency of one image and throughput.
+  accuracy and CER per cell, in-process latency of one image and throughput;
+- the served ONNX Runtime path beside the Keras/TensorFlow path (and an int8 quantised graph) in
+  the same run: readings and accuracy per cell, a per-stage profile, throughput, and over HTTP
+  start time, memory and requests/s at 1, 8 and 32 clients beside kserve's empty model
+  (``bench/runtimes.py``, ``bench/serving_bench.py``, table in ``bench/comparison.py``);
+- an overload run: the bounded queue's 503s and the pixel budget's 413s under hostile load,
+  peak memory, and an answer afterwards.
+
+Tests never read what this writes: the committed reference they check the manifests against is
+``bench/reference/report.json``, copied from a report deliberately.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
 import logging
 import os
 import platform
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench import comparison, runtimes, serving_bench
 from bench.plot import plot_report
-from tools.processes import http_ok, start_process, stop_process, wait_until_ready
 
 log = logging.getLogger("bench")
 
@@ -65,19 +71,25 @@ def _timed_interleaved(fns: dict, repeats: int) -> dict[str, list[float]]:
     return times
 
 
-def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, tesseract=None) -> dict:
-    """Our model per font set x tier; with a ``TesseractReader``, Tesseract on the same images too."""
+def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, tesseract=None,
+                   readers: dict | None = None) -> dict:  # fmt: skip
+    """Our model per font set x tier; with a ``TesseractReader``, Tesseract on the same images too.
+
+    ``readers`` (``bench.runtimes.load_readers``): the cell's metrics are the served runtime's, and
+    each runtime's accuracy and readings beside them (``runtimes``)."""
+    from bench.runtimes import SERVED, compare_readings
+    from wordocr.dataset_spec import DatasetSpec
     from wordocr.evaluate import evaluate
     from wordocr.generate import generate_dataset
-    from wordocr.recognizer import Recognizer
+    from wordocr.recognizer import load_reader
 
-    recognizer = Recognizer.load(artifact_uri)
+    recognizer = readers[SERVED] if readers else load_reader(artifact_uri)
     results = {}
     for font_set in FONT_SETS:
         for tier in TIERS:
             data = workdir / f"test-{font_set}-{tier}"
-            generate_dataset(str(data), split="test", num_samples=samples, seed=seed, font_set=font_set,
-                             tier=tier, num_shards=1, workers=os.cpu_count() or 1)  # fmt: skip
+            dataset = DatasetSpec("test", samples, seed, tier=tier, font_set=font_set, num_shards=1)
+            generate_dataset(str(data), dataset, workers=os.cpu_count() or 1)
             metrics = evaluate(artifact_uri, str(data), recognizer=recognizer)
             results[f"{font_set}/{tier}"] = {
                 "word_accuracy": round(metrics["word_accuracy"], 4),
@@ -85,6 +97,8 @@ def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, te
                 "count": metrics["count"],
                 "short_words_accuracy": _short_word_accuracy(metrics),
             }
+            if readers:
+                results[f"{font_set}/{tier}"]["runtimes"] = compare_readings(readers, str(data))
             log.info("accuracy %s/%s: %.4f", font_set, tier, metrics["word_accuracy"])
             if tesseract is not None:
                 peer = evaluate_tesseract(tesseract, str(data))
@@ -132,38 +146,18 @@ def _short_word_accuracy(metrics: dict) -> float | None:
     return round(sum(v["word_accuracy"] * v["count"] for v in short) / total, 4)
 
 
-def bench_in_process(artifact_uri: str, repeats: int) -> dict:
-    from wordocr.preprocess import preprocess
-    from wordocr.recognizer import Recognizer
-    from wordocr.render import render_request_word
+def bench_runtimes(readers: dict, repeats: int) -> tuple[dict, dict]:
+    """(the runtimes side by side, the served runtime's figures in the report's older ``in_process`` shape)."""
+    from bench.runtimes import SERVED, ratios, stage_profile, throughput
 
-    recognizer = Recognizer.load(artifact_uri)
-    words = ["game", "word", "recognition", "ox", "kubeflow"]
-    rendered = [render_request_word(w) for w in words]
-    images = np.stack([preprocess(r, recognizer.spec) for r in rendered])
-    one = images[:1]
-    times = _timed_interleaved({
-        "render_word": lambda: render_request_word("game"),
-        "preprocess": lambda: preprocess(rendered[0], recognizer.spec),
-        "model_logits": lambda: recognizer.logits(one),
-        "recognize_greedy": lambda: recognizer.recognize(one, top_k=0),
-        "recognize_top3": lambda: recognizer.recognize(one, top_k=3),
-    }, repeats)  # fmt: skip
-    stages = {name: percentiles(samples) for name, samples in times.items()}
-    rates: dict[str, list[float]] = {}
-    for _ in range(THROUGHPUT_TURNS):  # configurations take turns, as above; the median turn counts
-        for batch in (64, 256):
-            batch_images = np.resize(images, (batch, *images.shape[1:]))
-            for top_k in (0, 3):
-                recognizer.recognize(batch_images, top_k=top_k)
-                rounds = max(2, 1024 // batch)
-                start = time.perf_counter()
-                for _ in range(rounds):
-                    recognizer.recognize(batch_images, top_k=top_k)
-                name = f"batch{batch}_{'top3' if top_k else 'greedy'}_images_per_s"
-                rates.setdefault(name, []).append(rounds * batch / (time.perf_counter() - start))
-    throughput = {name: round(float(np.median(values)), 1) for name, values in rates.items()}
-    return {"single_image": stages, "throughput": throughput}
+    profile = stage_profile(readers, repeats)
+    rates = throughput(readers)
+    compared = {"stages": profile, "throughput": rates, "ratios_to_keras": ratios(profile, rates)}
+    shared = ("render_word", "preprocess", "decode_png", "greedy_decode", "beam_top3_spelling")
+    single = {name: profile[name] for name in shared}
+    single.update({stage: profile[f"{SERVED}/{stage}"] for stage in ("model_logits", "recognize_top3", "end_to_end")})
+    served = {name.split("/", 1)[1]: value for name, value in rates.items() if name.startswith(f"{SERVED}/")}
+    return compared, {"runtime": SERVED, "single_image": single, "throughput": served}
 
 
 def bench_tesseract_in_process(reader, spec, repeats: int) -> dict:
@@ -211,37 +205,29 @@ def _peak_rss_mib(pid: int) -> float | None:
     return None
 
 
-def bench_http(model_dir: str, requests_per_endpoint: int) -> dict:
-    import httpx
+def endpoint_latency(requests_per_endpoint: int):
+    """A function of a predictor's URL: p50/p99 of each endpoint, one client, requests in turn."""
 
-    from wordocr.render import render_request_word
+    def measure(base: str) -> dict:
+        import httpx
 
-    port = _free_port()
-    server = start_process(
-        [sys.executable, "-m", "serving", "--model_dir", model_dir, "--http_port", str(port), "--enable_grpc", "false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
+        from bench.serving_bench import png_b64
+        from wordocr.render import render_request_word
+
+        image_b64 = png_b64(render_request_word("game"))
+        endpoints = {
+            "v1_word": ("/v1/models/word-ocr:predict", {"json": {"instances": [{"word": "game"}]}}),
+            "v1_image": ("/v1/models/word-ocr:predict", {"json": {"instances": [{"image_b64": image_b64}]}}),
+            "v2_word": ("/v2/models/word-ocr/infer", {"json": {"inputs": [
+                {"name": "word", "shape": [1], "datatype": "BYTES", "data": ["game"]}]}}),
+            "v2_image": ("/v2/models/word-ocr/infer", {"json": {"inputs": [
+                {"name": "image", "shape": [1], "datatype": "BYTES", "data": [image_b64]}]}}),
+            "prototype_form": ("/predict", {"data": {"input_word": "game"}}),
+            "v1_batch32_words": ("/v1/models/word-ocr:predict",
+                                 {"json": {"instances": [{"word": "game"}] * 32}}),
+        }  # fmt: skip
+        results = {}
         with httpx.Client(base_url=base, timeout=30) as client:
-            wait_until_ready(lambda: http_ok(f"{base}/v2/health/ready"), "the predictor", 120, server)
-            png = io.BytesIO()
-            from PIL import Image
-
-            Image.fromarray(render_request_word("game")).save(png, format="PNG")
-            image_b64 = base64.b64encode(png.getvalue()).decode()
-            endpoints = {
-                "v1_word": ("/v1/models/word-ocr:predict", {"json": {"instances": [{"word": "game"}]}}),
-                "v1_image": ("/v1/models/word-ocr:predict", {"json": {"instances": [{"image_b64": image_b64}]}}),
-                "v2_word": ("/v2/models/word-ocr/infer", {"json": {"inputs": [
-                    {"name": "word", "shape": [1], "datatype": "BYTES", "data": ["game"]}]}}),
-                "v2_image": ("/v2/models/word-ocr/infer", {"json": {"inputs": [
-                    {"name": "image", "shape": [1], "datatype": "BYTES", "data": [image_b64]}]}}),
-                "prototype_form": ("/predict", {"data": {"input_word": "game"}}),
-                "v1_batch32_words": ("/v1/models/word-ocr:predict",
-                                     {"json": {"instances": [{"word": "game"}] * 32}}),
-            }  # fmt: skip
-            results = {}
             for name, (path, kwargs) in endpoints.items():
                 for _ in range(10):
                     client.post(path, **kwargs).raise_for_status()
@@ -252,20 +238,17 @@ def bench_http(model_dir: str, requests_per_endpoint: int) -> dict:
                     times.append((time.perf_counter() - start) * 1000)
                 results[name] = percentiles(times)
                 log.info("http %s: p50 %.2f ms", name, results[name]["p50_ms"])
-            from bench.load import run_load
-
-            results["load"] = run_load(base, clients=8, duration_s=20)
-        results["predictor_peak_rss_mib"] = _peak_rss_mib(server.pid)
         return results
-    finally:
-        stop_process(server, 15)
+
+    return measure
 
 
 def bench_generation(samples: int, workdir: Path) -> dict:
+    from wordocr.dataset_spec import DatasetSpec
     from wordocr.generate import generate_dataset
 
     start = time.perf_counter()
-    generate_dataset(str(workdir / "gen"), split="train", num_samples=samples, seed=7, num_shards=1, workers=1)
+    generate_dataset(str(workdir / "gen"), DatasetSpec("train", samples, seed=7, num_shards=1), workers=1)
     seconds = time.perf_counter() - start
     return {"images_per_s_one_core": round(samples / seconds, 1), "samples": samples, "tier": "train"}
 
@@ -301,7 +284,7 @@ def markdown(report: dict) -> str:
     for name, r in report["in_process"]["single_image"].items():
         lines.append(f"| in-process {name} | {r['p50_ms']} | {r['p99_ms']} |")
     for name, r in report["http"].items():
-        if isinstance(r, dict) and name != "load":
+        if isinstance(r, dict) and "p50_ms" in r and name != "load":
             lines.append(f"| HTTP {name} | {r['p50_ms']} | {r['p99_ms']} |")
     peer = report.get("tesseract", {})
     for name, r in peer.get("in_process", {}).get("single_image", {}).items():
@@ -313,14 +296,18 @@ def markdown(report: dict) -> str:
         lines.append(f"- Tesseract {name}: {value}")
     load = report["http"]["load"]
     lines.append(
-        f"- load (8 clients, 20 s, mixed endpoints): {load['requests_per_s']} req/s, "
-        f"p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, {load['errors']} errors"
+        f"- load (8 clients, {load.get('duration_s')} s, {load.get('tool', 'Python clients, mixed endpoints')}): "
+        f"{load['requests_per_s']} req/s, p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, {load['errors']} errors"
     )
     lines.append(f"- predictor peak RSS: {report['http'].get('predictor_peak_rss_mib')} MiB")
     lines.append(f"- model.keras: {report['model']['model_keras_bytes'] / 1e6:.2f} MB, "
                  f"{report['model']['parameters']} parameters")  # fmt: skip
     lines.append(f"- training: {report['model']['train_images_per_s']} images/s")
     lines.append(f"- generation: {report['generation']['images_per_s_one_core']} images/s on one core")
+    lines += comparison.comparison_lines(report)
+    lines += comparison.stage_lines(report)
+    lines += comparison.runtime_accuracy_lines(report)
+    lines += comparison.overload_lines(report)
     return "\n".join(lines) + "\n"
 
 
@@ -373,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300, help="HTTP requests per endpoint (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=300, help="in-process repetitions (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=11, help="seed of the test images (default: %(default)s)")
+    parser.add_argument("--load-seconds", type=float, default=serving_bench.LOAD_SECONDS,
+                        help="seconds of each HTTP load run (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=REPORT_DIR, help="where report.json/.md/.png go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -392,17 +381,27 @@ def main(argv: list[str] | None = None) -> int:
     }
     spec = InputSpec.from_dict(report["model"]["input_spec"])
     reader, report["tesseract"] = _tesseract_or_note(spec)
+    readers = runtimes.load_readers(artifact_uri)
     try:
         with tempfile.TemporaryDirectory(prefix="word-ocr-bench-") as tmp:
-            report["accuracy"] = bench_accuracy(artifact_uri, args.samples, args.seed, Path(tmp), tesseract=reader)
+            report["accuracy"] = bench_accuracy(artifact_uri, args.samples, args.seed, Path(tmp), tesseract=reader,
+                                                readers=readers)  # fmt: skip
             report["generation"] = bench_generation(1000, Path(tmp))
-        report["in_process"] = bench_in_process(artifact_uri, args.repeats)
+        report["runtimes"], report["in_process"] = bench_runtimes(readers, args.repeats)
+        report["runtimes"]["int8"] = runtimes.int8_verdict(report["accuracy"])
         if reader is not None:
             report["tesseract"]["in_process"] = bench_tesseract_in_process(reader, spec, args.repeats)
     finally:
         if reader is not None:
             reader.close()
-    report["http"] = bench_http(args.model, args.requests)
+    del readers  # the HTTP runs measure their servers' memory, not this process's
+    serving_bench.LOAD_SECONDS = args.load_seconds
+    latency = endpoint_latency(args.requests)
+    report["http"] = serving_bench.measure_predictor(args.model, runtimes.SERVED, latency)
+    report["http_keras"] = serving_bench.measure_predictor(args.model, runtimes.BASELINE, latency)
+    report["kserve_empty"] = serving_bench.measure_empty_kserve()
+    report["overload"] = serving_bench.overload_run(args.model, args.load_seconds)
+    report["comparison"] = comparison.comparison(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "report.md").write_text(markdown(report))
