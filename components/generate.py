@@ -42,13 +42,15 @@ def generate_shard(
     import json
     import logging
 
+    from wordocr.dataset_spec import DatasetSpec
     from wordocr.generate import generate_shard as write_shard
     from wordocr.runs import run_folder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     dataset_uri = run_folder(data_root, run_id, split) if data_root else shard.path
     # Each shard's bytes are a pure function of its arguments, so a retried task rewrites the same file.
-    info = write_shard(dataset_uri, split, shard_index, num_shards, num_samples, seed, font_set, tier)
+    dataset_spec = DatasetSpec(split, num_samples, seed, tier=tier, font_set=font_set, num_shards=num_shards)
+    info = write_shard(dataset_uri, dataset_spec, shard_index)
     shard.metadata.update({"name": info.name, "count": info.count, "sha256": info.sha256})
     if data_root:
         shard.metadata["uri"] = dataset_uri
@@ -74,6 +76,7 @@ def collect_shards(
     import logging
 
     from wordocr import storage
+    from wordocr.dataset_spec import DatasetSpec
     from wordocr.generate import finish_dataset
     from wordocr.runs import run_folder
     from wordocr.shards import ShardInfo
@@ -90,7 +93,8 @@ def collect_shards(
         dataset_uri = dataset.path
         for shard, info in zip(shards, infos, strict=True):
             storage.upload_file(storage.join(shard.path, info.name), storage.join(dataset_uri, info.name))
-    manifest = finish_dataset(dataset_uri, infos, split, num_samples, seed, font_set, tier, num_shards)
+    dataset_spec = DatasetSpec(split, num_samples, seed, tier=tier, font_set=font_set, num_shards=num_shards)
+    manifest = finish_dataset(dataset_uri, dataset_spec, infos)
     dataset.metadata.update({"split": split, "count": manifest.count, "tier": tier, "font_set": font_set})
     if data_root:
         dataset.metadata["uri"] = dataset_uri
@@ -115,21 +119,14 @@ def generate_words(
     import json
     import logging
 
+    from wordocr.dataset_spec import DatasetSpec
     from wordocr.generate import generate_dataset
     from wordocr.runs import run_folder
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     dataset_uri = run_folder(data_root, run_id, split) if data_root else dataset.path
-    manifest = generate_dataset(
-        dataset_uri,
-        split=split,
-        num_samples=num_samples,
-        seed=seed,
-        font_set=font_set,
-        tier=tier,
-        num_shards=num_shards,
-        workers=workers,
-    )
+    dataset_spec = DatasetSpec(split, num_samples, seed, tier=tier, font_set=font_set, num_shards=num_shards)
+    manifest = generate_dataset(dataset_uri, dataset_spec, workers=workers)
     dataset.metadata.update({"split": split, "count": manifest.count, "tier": tier, "font_set": font_set})
     if data_root:
         dataset.metadata["uri"] = dataset_uri

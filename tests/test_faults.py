@@ -28,9 +28,10 @@ import pytest
 from tests.gcs import TEST_BUCKET, RestartableGcsServer
 from tests.tiny_data import write_tiny_datasets
 from wordocr import generate, shards, storage
+from wordocr.dataset_spec import DatasetSpec
 
 # A small dataset: 3 shards of 2 samples; what matters is that it takes several uploads.
-DATASET = dict(split="val", num_samples=6, seed=5, tier="clean", num_shards=3, workers=1)
+DATASET = DatasetSpec(split="val", num_samples=6, seed=5, tier="clean", num_shards=3)
 RETRY_DEADLINE_S = 2.0  # a lasting outage fails after this; production uses 60 s
 OUTAGE_S = 1.0  # a short outage: well inside TRANSIENT_DEADLINE_S
 TRANSIENT_DEADLINE_S = 15.0
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def clean_manifest(tmp_path_factory) -> shards.Manifest:
     """The manifest of DATASET made without faults (locally: shard bytes do not depend on where they go)."""
-    return generate.generate_dataset(str(tmp_path_factory.mktemp("clean")), **DATASET)
+    return generate.generate_dataset(str(tmp_path_factory.mktemp("clean")), DATASET, workers=1)
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def test_a_short_storage_outage_mid_write_is_ridden_out(gcs, clean_manifest, mon
     try:
         durations = _uploads_then(monkeypatch, lambda: (gcs.kill(), restart.start()))
         with caplog.at_level(logging.WARNING, logger=storage.log.name):
-            manifest = generate.generate_dataset(f"gs://{TEST_BUCKET}/data", **DATASET)
+            manifest = generate.generate_dataset(f"gs://{TEST_BUCKET}/data", DATASET, workers=1)
     finally:
         restart.cancel()
         if restart.is_alive():
@@ -111,7 +112,7 @@ def test_a_lasting_storage_outage_fails_clearly_and_leaves_no_partial_dataset(
     _uploads_then(monkeypatch, gcs.kill)
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger=storage.log.name), pytest.raises(storage.StorageError) as failed:
-        generate.generate_dataset(uri, **DATASET)
+        generate.generate_dataset(uri, DATASET, workers=1)
     elapsed = time.monotonic() - started
     message = str(failed.value)
     assert message.startswith(f"{uri}/{shards.shard_name(1, 3)} could not be written after ")
@@ -135,7 +136,7 @@ def test_a_lasting_storage_outage_fails_clearly_and_leaves_no_partial_dataset(
         shards.read_manifest(uri)
 
     monkeypatch.setattr(storage, "upload_file", real_upload)
-    assert generate.generate_dataset(uri, **DATASET).to_json() == clean_manifest.to_json()
+    assert generate.generate_dataset(uri, DATASET, workers=1).to_json() == clean_manifest.to_json()
 
 
 @pytest.mark.slow

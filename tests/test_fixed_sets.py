@@ -8,6 +8,7 @@ import pytest
 from tests.tiny_data import TINY_WORDS, render_word, tiny_trained_fixture  # noqa: F401
 from tools.fixed_sets import build, evaluate, load_set, main, save_set, set_path
 from wordocr import generate
+from wordocr.dataset_spec import DatasetSpec
 from wordocr.preprocess import preprocess
 
 SMALL = {("heldout", "clean"): 4, ("train", "hard"): 3}
@@ -18,7 +19,8 @@ def test_a_built_set_holds_the_images_the_generator_preprocessed(tmp_path):
     assert written == [set_path(tmp_path, "heldout", "clean"), set_path(tmp_path, "train", "hard")]
     for (font_set, tier), count in SMALL.items():
         images, words, fonts = load_set(set_path(tmp_path, font_set, tier))
-        samples = list(generate.shard_samples("test", 0, 1, count, 5, font_set=font_set, tier=tier))
+        dataset = DatasetSpec("test", count, 5, tier=tier, font_set=font_set, num_shards=1)
+        samples = list(generate.shard_samples(dataset, 0))
         assert words == [s.text for s in samples] and fonts == [s.font for s in samples]
         # The stored image is what the dataset's sample was made from, not a redraw.
         for image, sample in zip(images, samples, strict=True):

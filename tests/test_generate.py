@@ -1,4 +1,5 @@
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ from PIL import Image, ImageFilter
 from wordocr import generate, shards
 from wordocr.alphabet import DEFAULT_ALPHABET
 from wordocr.config import DEFAULT_INPUT_SPEC
+from wordocr.dataset_spec import DatasetSpec
 from wordocr.fonts import face_by_name
 from wordocr.preprocess import preprocess
 from wordocr.render import render_request_word, render_word
@@ -15,7 +17,7 @@ from wordocr.words import load_words, split_words
 
 
 def _shard_hash(tmp_path: Path, seed: int, name: str) -> str:
-    info = generate.generate_shard(str(tmp_path / name), "train", 1, 3, 30, seed)
+    info = generate.generate_shard(str(tmp_path / name), DatasetSpec("train", 30, seed, num_shards=3), 1)
     return info.sha256
 
 
@@ -26,8 +28,8 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
 
 
 def test_shards_differ_and_labels_are_valid_and_from_the_split():
-    samples = list(generate.shard_samples("val", 0, 2, 40, seed=3, tier="hard"))
-    others = list(generate.shard_samples("val", 1, 2, 40, seed=3, tier="hard"))
+    dataset = DatasetSpec("val", 40, seed=3, tier="hard", num_shards=2)
+    samples, others = list(generate.shard_samples(dataset, 0)), list(generate.shard_samples(dataset, 1))
     val_words = set(split_words(load_words())["val"])
     assert len(samples) == 20
     assert [s.text for s in samples] != [s.text for s in others]
@@ -46,7 +48,7 @@ def _blurred(image: np.ndarray) -> np.ndarray:
 def test_recorded_label_and_font_match_the_image():
     """Re-render each clean sample's recorded word in its recorded font: it matches the image
     far better than the same font spelling the other samples' words."""
-    samples = list(generate.shard_samples("train", 0, 1, 16, seed=5, tier="clean"))
+    samples = list(generate.shard_samples(DatasetSpec("train", 16, seed=5, tier="clean", num_shards=1), 0))
     for sample in samples:
         face = face_by_name(sample.font)
         target = _blurred(sample.image)
@@ -60,15 +62,17 @@ def test_recorded_label_and_font_match_the_image():
 
 
 def test_dataset_is_the_same_for_any_number_of_workers(tmp_path):
-    one = generate.generate_dataset(str(tmp_path / "w1"), "train", 24, seed=11, num_shards=2, workers=1)
-    two = generate.generate_dataset(str(tmp_path / "w2"), "train", 24, seed=11, num_shards=2, workers=2)
+    dataset = DatasetSpec("train", 24, seed=11, num_shards=2)
+    one = generate.generate_dataset(str(tmp_path / "w1"), dataset, workers=1)
+    two = generate.generate_dataset(str(tmp_path / "w2"), dataset, workers=2)
     assert [s.sha256 for s in one.shards] == [s.sha256 for s in two.shards]
     assert one.count == 24 and one.params == two.params
 
 
 def test_dataset_has_manifest_preview_and_reads_back(tmp_path):
     out = tmp_path / "data"
-    manifest = generate.generate_dataset(str(out), "test", 10, seed=1, font_set="heldout", tier="noisy", num_shards=2)
+    dataset = DatasetSpec("test", 10, seed=1, tier="noisy", font_set="heldout", num_shards=2)
+    manifest = generate.generate_dataset(str(out), dataset)
     assert shards.read_manifest(str(out)).to_json() == manifest.to_json()
     assert manifest.params["font_set"] == "heldout" and manifest.params["tier"] == "noisy"
     assert (out / generate.PREVIEW_NAME).read_bytes().startswith(b"\x89PNG")
@@ -81,15 +85,16 @@ def test_dataset_has_manifest_preview_and_reads_back(tmp_path):
 
 def test_regenerating_with_same_params_is_a_no_op_and_other_params_are_refused(tmp_path, monkeypatch):
     out = str(tmp_path / "data")
-    first = generate.generate_dataset(out, "train", 6, seed=2, num_shards=1, workers=1)
+    dataset = DatasetSpec("train", 6, seed=2, num_shards=1)
+    first = generate.generate_dataset(out, dataset, workers=1)
 
     def fail(*args, **kwargs):
         raise AssertionError("regenerated")
 
     monkeypatch.setattr(generate, "_generate_shards", fail)
-    assert generate.generate_dataset(out, "train", 6, seed=2, num_shards=1, workers=1).to_json() == first.to_json()
+    assert generate.generate_dataset(out, dataset, workers=1).to_json() == first.to_json()
     with pytest.raises(FileExistsError, match="seed"):
-        generate.generate_dataset(out, "train", 6, seed=3, num_shards=1, workers=1)
+        generate.generate_dataset(out, replace(dataset, seed=3), workers=1)
 
 
 def test_a_failed_run_leaves_no_manifest_and_a_rerun_completes(tmp_path, monkeypatch):
@@ -105,12 +110,12 @@ def test_a_failed_run_leaves_no_manifest_and_a_rerun_completes(tmp_path, monkeyp
 
     monkeypatch.setattr(generate, "draw_sample", flaky)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        generate.generate_dataset(str(out), "train", 12, seed=4, num_shards=2, workers=1)
+        generate.generate_dataset(str(out), DatasetSpec("train", 12, seed=4, num_shards=2), workers=1)
     assert not (out / shards.MANIFEST_NAME).exists()
     with pytest.raises(FileNotFoundError):
         shards.read_manifest(str(out))
     monkeypatch.setattr(generate, "draw_sample", real)
-    assert generate.generate_dataset(str(out), "train", 12, seed=4, num_shards=2, workers=1).count == 12
+    assert generate.generate_dataset(str(out), DatasetSpec("train", 12, seed=4, num_shards=2), workers=1).count == 12
 
 
 def test_request_rendering_is_deterministic_clean_and_readable():
@@ -130,7 +135,7 @@ def test_cli_help_and_bad_arguments(capsys):
 
 
 def test_no_blank_or_solid_image_is_ever_written_in_the_hard_tier():
-    samples = list(generate.shard_samples("train", 0, 1, 300, seed=21, tier="hard"))
+    samples = list(generate.shard_samples(DatasetSpec("train", 300, seed=21, tier="hard", num_shards=1), 0))
     assert len(samples) == 300
     assert all(generate.shows_ink(s.image) for s in samples)
 
@@ -144,9 +149,10 @@ def test_a_blank_draw_is_redrawn_from_the_same_rng(monkeypatch):
         return np.full((spec.height, spec.width), 255, np.uint8) if len(calls) == 1 else real(image, spec)
 
     monkeypatch.setattr(generate, "preprocess", blank_first)
-    first = next(generate.shard_samples("train", 0, 1, 1, seed=5, tier="noisy"))
+    dataset = DatasetSpec("train", 1, seed=5, tier="noisy", num_shards=1)
+    first = next(generate.shard_samples(dataset, 0))
     calls.clear()
-    again = next(generate.shard_samples("train", 0, 1, 1, seed=5, tier="noisy"))
+    again = next(generate.shard_samples(dataset, 0))
     assert len(calls) == 2 and generate.shows_ink(first.image)
     assert first.text == again.text and np.array_equal(first.image, again.image)  # deterministic
 

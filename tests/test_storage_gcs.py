@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from wordocr import generate, shards, storage
+from wordocr.dataset_spec import DatasetSpec
 
 
 def test_storage_write_read_list_exists_on_gcs(gcs_server, tmp_path):
@@ -23,24 +24,25 @@ def test_storage_write_read_list_exists_on_gcs(gcs_server, tmp_path):
 
 def test_generated_dataset_round_trips_through_gcs(gcs_server, tmp_path):
     uri = gcs_server.uri("data")
-    manifest = generate.generate_dataset(uri, "val", 8, seed=9, tier="hard", num_shards=2, workers=1)
+    spec = DatasetSpec("val", 8, seed=9, tier="hard", num_shards=2)
+    manifest = generate.generate_dataset(uri, spec, workers=1)
     assert storage.list_names(uri) == sorted(
         [shards.MANIFEST_NAME, generate.PREVIEW_NAME, *(s.name for s in manifest.shards)]
     )
     dataset, read_manifest = shards.load_tf_dataset(uri, cache_dir=tmp_path / "cache")
     assert read_manifest.to_json() == manifest.to_json()
     images, texts = zip(*[(i.numpy(), t.numpy().decode()) for i, t in dataset], strict=True)
-    expected = [s for index in range(2) for s in generate.shard_samples("val", index, 2, 8, 9, tier="hard")]
+    expected = [s for index in range(2) for s in generate.shard_samples(spec, index)]
     assert sorted(texts) == sorted(s.text for s in expected)
     by_text = {s.text: s.image for s in expected}
     assert all(np.array_equal(image, by_text[text]) for image, text in zip(images, texts, strict=True))
     # Same params again: the manifest on GCS is found and nothing is rewritten.
-    assert generate.generate_dataset(uri, "val", 8, seed=9, tier="hard", num_shards=2).to_json() == manifest.to_json()
+    assert generate.generate_dataset(uri, spec).to_json() == manifest.to_json()
 
 
 def test_gcs_dataset_is_cached_once_per_uri_and_verified(gcs_server, tmp_path, monkeypatch):
     uri = gcs_server.uri("cached")
-    generate.generate_dataset(uri, "val", 4, seed=3, tier="clean", num_shards=2, workers=1)
+    generate.generate_dataset(uri, DatasetSpec("val", 4, seed=3, tier="clean", num_shards=2), workers=1)
     monkeypatch.setenv(shards.CACHE_ENV, str(tmp_path / "root"))
     downloads = []
     download = storage.download_file

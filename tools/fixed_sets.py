@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wordocr.dataset_spec import DatasetSpec
 from wordocr.generate import shard_draws
 
 # Images per set: held-out fonts are what the numbers are about; the training fonts are a check.
@@ -49,7 +50,7 @@ def build(folder: Path, sets: dict[tuple[str, str], int] = SETS, seed: int = SEE
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for (font_set, tier), count in sets.items():
-        draws = list(shard_draws("test", 0, 1, count, seed, font_set=font_set, tier=tier))
+        draws = list(shard_draws(DatasetSpec("test", count, seed, tier=tier, font_set=font_set, num_shards=1), 0))
         path = set_path(folder, font_set, tier)
         save_set(path, [raw for raw, _ in draws], [s.text for _, s in draws], [s.font for _, s in draws])
         print(f"{path}: {count} images", flush=True)

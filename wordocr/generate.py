@@ -1,8 +1,9 @@
 """Generate a labelled dataset of word images: words x fonts x degradations -> shards + manifest.
 
-Each shard is a pure function of (seed, split, tier, font_set, shard index) and the dataset's
-size, so shards can be made in parallel by separate processes or pipeline tasks and the
-output does not depend on how many workers made it. The manifest is written last: a dataset
+A dataset is described by one ``DatasetSpec`` (split, size, seed, tier, font set, shards, input
+geometry). Each shard is a pure function of the spec and its index, so shards can be made in
+parallel by separate processes or pipeline tasks and the output does not depend on how many
+workers made it. The manifest is written last: a dataset
 folder without one is incomplete and readers refuse it.
 
     python -m wordocr.generate --out out/data/train --split train --samples 20000 --seed 1
@@ -27,7 +28,8 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from wordocr import shards, storage
-from wordocr.config import ALPHABET, DEFAULT_INPUT_SPEC, InputSpec
+from wordocr.config import ALPHABET, InputSpec
+from wordocr.dataset_spec import DatasetSpec
 from wordocr.degrade import TIERS, degrade, sample_layout
 from wordocr.fonts import FONT_SETS, FontFace, font_faces, load_font
 from wordocr.preprocess import preprocess
@@ -52,16 +54,16 @@ def _stable_int(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
 
 
-def shard_rng(seed: int, split: str, tier: str, font_set: str, shard_index: int) -> np.random.Generator:
+def shard_rng(dataset: DatasetSpec, shard_index: int) -> np.random.Generator:
     """The random stream of one shard: independent of every other shard and of process layout."""
-    entropy = [int(seed), _stable_int(split), _stable_int(tier), _stable_int(font_set), int(shard_index)]
+    entropy = [
+        int(dataset.seed),
+        _stable_int(dataset.split),
+        _stable_int(dataset.tier),
+        _stable_int(dataset.font_set),
+        int(shard_index),
+    ]
     return np.random.default_rng(np.random.SeedSequence(entropy))
-
-
-def shard_sizes(num_samples: int, num_shards: int) -> list[int]:
-    """How many of ``num_samples`` each shard holds (the first shards take the remainder)."""
-    base, extra = divmod(num_samples, num_shards)
-    return [base + (i < extra) for i in range(num_shards)]
 
 
 @lru_cache(maxsize=8)
@@ -123,74 +125,38 @@ def shows_ink(image: np.ndarray) -> bool:
     return bool(box.mean() <= MAX_INK_SHARE)
 
 
-def shard_samples(
-    split: str,
-    shard_index: int,
-    num_shards: int,
-    num_samples: int,
-    seed: int,
-    font_set: str = "train",
-    tier: str = "train",
-    spec: InputSpec = DEFAULT_INPUT_SPEC,
-) -> Iterator[shards.Sample]:
+def shard_samples(dataset: DatasetSpec, shard_index: int) -> Iterator[shards.Sample]:
     """The samples of one shard, lazily, in order."""
-    for _, sample in shard_draws(split, shard_index, num_shards, num_samples, seed, font_set, tier, spec):
+    for _, sample in shard_draws(dataset, shard_index):
         yield sample
 
 
-def shard_draws(
-    split: str,
-    shard_index: int,
-    num_shards: int,
-    num_samples: int,
-    seed: int,
-    font_set: str = "train",
-    tier: str = "train",
-    spec: InputSpec = DEFAULT_INPUT_SPEC,
-) -> Iterator[tuple[np.ndarray, shards.Sample]]:
+def shard_draws(dataset: DatasetSpec, shard_index: int) -> Iterator[tuple[np.ndarray, shards.Sample]]:
     """The samples of one shard, each with its degraded image before preprocessing
     (``draw_sample``)."""
-    _check_args(split, tier, font_set, shard_index, num_shards, num_samples)
-    sampler = _word_sampler(split, spec.max_word_length)
-    families = _faces_by_family(font_set)
-    rng = shard_rng(seed, split, tier, font_set, shard_index)
-    for _ in range(shard_sizes(num_samples, num_shards)[shard_index]):
-        yield draw_sample(rng, sampler, families, tier, spec)
-
-
-def _check_args(split: str, tier: str, font_set: str, shard_index: int, num_shards: int, num_samples: int) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    if tier not in TIERS:
-        raise ValueError(f"unknown tier {tier!r}; expected one of {TIERS}")
-    if font_set not in FONT_SETS:
-        raise ValueError(f"unknown font set {font_set!r}; expected one of {FONT_SETS}")
-    if num_shards < 1 or not 0 <= shard_index < num_shards:
-        raise ValueError(f"shard {shard_index} of {num_shards} does not exist")
-    if num_samples < 0:
-        raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+    size = dataset.shard_size(shard_index)
+    sampler = _word_sampler(dataset.split, dataset.input_spec.max_word_length)
+    families = _faces_by_family(dataset.font_set)
+    rng = shard_rng(dataset, shard_index)
+    for _ in range(size):
+        yield draw_sample(rng, sampler, families, dataset.tier, dataset.input_spec)
 
 
 def generate_shard(
     out_uri: str,
-    split: str,
+    dataset: DatasetSpec,
     shard_index: int,
-    num_shards: int,
-    num_samples: int,
-    seed: int,
-    font_set: str = "train",
-    tier: str = "train",
-    spec: InputSpec = DEFAULT_INPUT_SPEC,
     *,
     on_samples: Callable[[int], None] | None = None,
 ) -> shards.ShardInfo:
-    """Write shard ``shard_index`` of a ``num_samples``-sample dataset (its share, not all of it).
+    """Write shard ``shard_index`` of ``dataset`` (its share of the samples, not all of them).
 
     ``on_samples`` is told how many samples were made, every few, for a progress bar."""
-    samples = shard_samples(split, shard_index, num_shards, num_samples, seed, font_set, tier, spec)
+    dataset.shard_size(shard_index)  # refused before anything is written
+    samples = shard_samples(dataset, shard_index)
     if on_samples is not None:
         samples = _counted(samples, on_samples)
-    return shards.write_shard(samples, out_uri, shard_index, num_shards)
+    return shards.write_shard(samples, out_uri, shard_index, dataset.num_shards)
 
 
 def _counted(samples: Iterator[shards.Sample], report: Callable[[int], None]) -> Iterator[shards.Sample]:
@@ -205,41 +171,29 @@ def _counted(samples: Iterator[shards.Sample], report: Callable[[int], None]) ->
         report(pending)
 
 
-def dataset_params(
-    split: str, num_samples: int, seed: int, font_set: str, tier: str, num_shards: int, spec: InputSpec
-) -> dict:
+def dataset_params(dataset: DatasetSpec) -> dict:
     """What determines a dataset's bytes; a dataset with equal params need not be made again."""
-    faces = font_faces(font_set)
+    faces = font_faces(dataset.font_set)
+    split = dataset.split
     return {
         "generator": GENERATOR_VERSION,
-        "seed": int(seed),
+        "seed": int(dataset.seed),
         "split": split,
-        "tier": tier,
-        "font_set": font_set,
-        "num_samples": int(num_samples),
-        "num_shards": int(num_shards),
-        "input_spec": spec.to_dict(),
+        "tier": dataset.tier,
+        "font_set": dataset.font_set,
+        "num_samples": int(dataset.num_samples),
+        "num_shards": int(dataset.num_shards),
+        "input_spec": dataset.input_spec.to_dict(),
         "font_families": sorted({face.family for face in faces}),
         "font_faces": [face.name for face in faces],
-        "words": len(split_words(load_words(1, spec.max_word_length))[split]),
+        "words": len(split_words(load_words(1, dataset.input_spec.max_word_length))[split]),
         "random_string_fraction": RANDOM_STRING_FRACTION if split == "train" else 0.0,
     }
 
 
-def generate_dataset(
-    out_uri: str,
-    split: str,
-    num_samples: int,
-    seed: int,
-    font_set: str = "train",
-    tier: str = "train",
-    num_shards: int = 4,
-    workers: int = 2,
-    spec: InputSpec = DEFAULT_INPUT_SPEC,
-) -> shards.Manifest:
+def generate_dataset(out_uri: str, dataset: DatasetSpec, workers: int = 2) -> shards.Manifest:
     """Generate every shard (``workers`` processes), a preview, then the manifest, last."""
-    _check_args(split, tier, font_set, 0, num_shards, num_samples)
-    params = dataset_params(split, num_samples, seed, font_set, tier, num_shards, spec)
+    params = dataset_params(dataset)
     existing = _existing_manifest(out_uri)
     if existing is not None:
         if existing.params == params:
@@ -251,42 +205,37 @@ def generate_dataset(
         )
 
     started = time.perf_counter()
-    infos = _generate_shards(out_uri, split, num_samples, seed, font_set, tier, num_shards, workers, spec)
+    infos = _generate_shards(out_uri, dataset, workers)
     elapsed = time.perf_counter() - started
-    log.info("generated %d samples in %.1f s (%.0f images/s)", num_samples, elapsed, num_samples / max(elapsed, 1e-9))
-    return finish_dataset(out_uri, infos, split, num_samples, seed, font_set, tier, num_shards, spec)
+    count = dataset.num_samples
+    log.info("generated %d samples in %.1f s (%.0f images/s)", count, elapsed, count / max(elapsed, 1e-9))
+    return finish_dataset(out_uri, dataset, infos)
 
 
-def finish_dataset(
-    out_uri: str,
-    infos: list[shards.ShardInfo],
-    split: str,
-    num_samples: int,
-    seed: int,
-    font_set: str = "train",
-    tier: str = "train",
-    num_shards: int = 4,
-    spec: InputSpec = DEFAULT_INPUT_SPEC,
-) -> shards.Manifest:
+def finish_dataset(out_uri: str, dataset: DatasetSpec, infos: list[shards.ShardInfo]) -> shards.Manifest:
     """Write the preview, then the manifest, over shards already in ``out_uri`` (made by
     ``generate_shard``, perhaps in separate processes or pipeline tasks).
 
     ``infos`` may come in any order; every shard of the dataset must be among them, once.
     """
-    _check_args(split, tier, font_set, 0, num_shards, num_samples)
+    num_shards = dataset.num_shards
     by_name = {info.name: info for info in infos}
     expected = [shards.shard_name(i, num_shards) for i in range(num_shards)]
     if len(infos) != num_shards or sorted(by_name) != expected:
         raise ValueError(f"expected shards {expected}, got {sorted(info.name for info in infos)}")
     infos = [by_name[name] for name in expected]
-    params = dataset_params(split, num_samples, seed, font_set, tier, num_shards, spec)
-    preview = _preview_samples(split, num_samples, seed, font_set, tier, num_shards, spec)
+    preview = _preview_samples(dataset)
     storage.write_bytes(storage.join(out_uri, PREVIEW_NAME), contact_sheet(preview))
     manifest = shards.Manifest(
-        split=split, input_spec=spec.to_dict(), alphabet=ALPHABET, shards=infos, params=params
+        split=dataset.split,
+        input_spec=dataset.input_spec.to_dict(),
+        alphabet=ALPHABET,
+        shards=infos,
+        params=dataset_params(dataset),
     )
     shards.write_manifest(manifest, out_uri)
-    log.info("wrote %s (%d samples in %d shards)", storage.join(out_uri, shards.MANIFEST_NAME), num_samples, num_shards)
+    manifest_uri = storage.join(out_uri, shards.MANIFEST_NAME)
+    log.info("wrote %s (%d samples in %d shards)", manifest_uri, dataset.num_samples, num_shards)
     return manifest
 
 
@@ -319,21 +268,12 @@ def _shard_task(args: tuple) -> shards.ShardInfo:
     return generate_shard(*args, on_samples=_report_to_parent)
 
 
-def _generate_shards(
-    out_uri: str,
-    split: str,
-    num_samples: int,
-    seed: int,
-    font_set: str,
-    tier: str,
-    num_shards: int,
-    workers: int,
-    spec: InputSpec,
-) -> list[shards.ShardInfo]:
-    tasks = [(out_uri, split, i, num_shards, num_samples, seed, font_set, tier, spec) for i in range(num_shards)]
-    bar = tqdm(total=num_samples, desc=f"generate {split}/{tier}", unit="img", file=sys.stderr, leave=False)
+def _generate_shards(out_uri: str, dataset: DatasetSpec, workers: int) -> list[shards.ShardInfo]:
+    tasks = [(out_uri, dataset, i) for i in range(dataset.num_shards)]
+    desc = f"generate {dataset.split}/{dataset.tier}"
+    bar = tqdm(total=dataset.num_samples, desc=desc, unit="img", file=sys.stderr, leave=False)
     with bar:
-        workers = max(1, min(workers, num_shards))
+        workers = max(1, min(workers, dataset.num_shards))
         if workers == 1:
             return [generate_shard(*task, on_samples=bar.update) for task in tasks]
         # "spawn": a forked child of a process that has started TensorFlow's threads can hang.
@@ -349,15 +289,12 @@ def _generate_shards(
         return infos
 
 
-def _preview_samples(
-    split: str, num_samples: int, seed: int, font_set: str, tier: str, num_shards: int, spec: InputSpec
-) -> list[shards.Sample]:
+def _preview_samples(dataset: DatasetSpec) -> list[shards.Sample]:
     # Re-making the first few samples of each shard is cheaper than reading the shards back.
-    per_shard = math.ceil(PREVIEW_SAMPLES / num_shards)
+    per_shard = math.ceil(PREVIEW_SAMPLES / dataset.num_shards)
     samples: list[shards.Sample] = []
-    for index in range(num_shards):
-        shard = shard_samples(split, index, num_shards, num_samples, seed, font_set, tier, spec)
-        samples.extend(islice(shard, per_shard))
+    for index in range(dataset.num_shards):
+        samples.extend(islice(shard_samples(dataset, index), per_shard))
     return samples[:PREVIEW_SAMPLES]
 
 
@@ -401,9 +338,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    manifest = generate_dataset(
-        args.out, args.split, args.samples, args.seed, args.font_set, args.tier, args.shards, args.workers
+    dataset = DatasetSpec(
+        split=args.split,
+        num_samples=args.samples,
+        seed=args.seed,
+        tier=args.tier,
+        font_set=args.font_set,
+        num_shards=args.shards,
     )
+    manifest = generate_dataset(args.out, dataset, args.workers)
     log.info("dataset %s: %d samples, preview at %s", args.out, manifest.count, storage.join(args.out, PREVIEW_NAME))
     return 0
 
