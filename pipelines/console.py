@@ -33,6 +33,7 @@ LOG_FOLDER = "logs"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXECUTING = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_RETRYING = re.compile(r"Task (\S+) failed \(attempt (\d+)/(\d+)\)\. Retrying in ([\d.]+)s")
 _OUTPUTS = re.compile(r"Task '([^']+)' (?:outputs:\n(.*)|has no outputs)", re.S)
 # A tqdm bar a task prints ("generate val/train:  40%|####  | 80/200 [00:04<00:04, 26.84img/s]").
 _TQDM_COUNT = re.compile(r"(\d+)/(\d+) \[")
@@ -243,6 +244,10 @@ class TaskConsole(logging.Filter):
                 else:
                     self._task_line(task, "FAILED", elapsed, "")
                     self.failed.append(task)
+            elif match := _RETRYING.match(message):
+                attempt, attempts, delay = int(match[2]), int(match[3]), float(match[4])
+                self.say(f"  {match[1]:<26} {'retry':<6} {format_duration(delay):>12}  "
+                         f"attempt {attempt + 1} of {attempts} after this pause")  # fmt: skip
             elif match := _OUTPUTS.match(message):
                 task = self._finished.pop(record.thread, None)
                 if task is not None:

@@ -14,16 +14,13 @@ killed outright.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import logging
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -39,7 +36,8 @@ from pipelines.console import (
     output_into,
     plain_text,
 )
-from tools.processes import child_pids, http_ok, start_process, stop_process, wait_until_ready
+from pipelines.stopping import exit_at_once_on_stop, stop_signals
+from tools.processes import http_ok, start_process, stop_process, wait_until_ready
 
 log = logging.getLogger("word-ocr")
 # Loading TensorFlow, the model and compiling its XLA and beam-search paths takes 10-30 s on 2 cores.
@@ -124,26 +122,6 @@ def curl_examples(port: int, model_name: str) -> str:
     )
 
 
-def _raise_keyboard_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def _stop_signals_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP (a closed terminal) end the run as Ctrl-C does, so what it started is
-    stopped and its log closed; the previous handlers come back afterwards."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # only the main thread may set handlers
-        return
-    signals = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {sig: signal.signal(sig, _raise_keyboard_interrupt) for sig in signals}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def say(console: TextIO, text: str = "") -> None:
     """A line for the person at the terminal, also kept in the log."""
     print(text, file=console, flush=True)
@@ -193,16 +171,26 @@ def serve(model_uri: str, model_name: str, port: int, console: TextIO, log_file:
 
 
 def run_pipeline_with_console(
-    workdir: Path, arguments: dict, plan: RunPlan, console: TextIO, tee: LineTee
+    workdir: Path, arguments: dict, plan: RunPlan, console: TextIO, tee: LineTee, log_path: Path
 ) -> bool:
     """``run_pipeline`` with one console line per task; False (after showing the failed task's last
-    lines) if the pipeline failed."""
+    lines) if the pipeline failed. Stopped (Ctrl-C, SIGTERM, SIGHUP), it ends its tasks, says so and
+    exits the process at once."""
     tasks = TaskConsole(console, plan)
     root = logging.getLogger()
     root.addFilter(tasks)
     tee.on_line = tasks.on_line
+
+    def last_words() -> None:
+        tasks.interrupted()
+        say(console, "stopped")
+        say(console, f"full log: {log_path}")
+        tee.finish()
+        console.flush()
+
     try:
-        run_pipeline(workdir, arguments)
+        with exit_at_once_on_stop(last_words):
+            run_pipeline(workdir, arguments)
         return True
     except RuntimeError as failure:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed: ..."
         log.error("%s", failure)
@@ -212,13 +200,6 @@ def run_pipeline_with_console(
                 say(console, "    " + line.strip()[:200])
         say(console, "\nthe pipeline failed: " + plain_text(str(failure)))
         return False
-    except KeyboardInterrupt:
-        tasks.interrupted()
-        # Running tasks are this process's children: end them too, so nothing trains on unseen.
-        for pid in child_pids():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        raise
     finally:
         tasks.close()
         tee.on_line = None
@@ -270,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     log_path = new_log_path(workdir, "serve" if args.serve_only else "run")
     console, opened = console_for(sys.stdout)
     try:
-        with open(log_path, "a", encoding="utf-8") as log_file, _stop_signals_interrupt(), output_into(log_file) as tee:
+        with open(log_path, "a", encoding="utf-8") as log_file, stop_signals(), output_into(log_file) as tee:
             handler = logging.StreamHandler(sys.stdout)  # the tee: into the log file
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             logging.getLogger().addHandler(handler)
@@ -313,7 +294,7 @@ def _run(args: argparse.Namespace, workdir: Path, console: TextIO, log_file: Tex
             accuracy_gate=profile.accuracy_gate,
         )
         started = time.monotonic()
-        if not run_pipeline_with_console(workdir, arguments, plan, console, tee):
+        if not run_pipeline_with_console(workdir, arguments, plan, console, tee, log_path):
             return 1
         say(console, f"pipeline finished in {format_duration(time.monotonic() - started)}")
         after = current_model(str(serving_root), args.model_name)

@@ -73,6 +73,7 @@ def test_a_beam_wide_enough_for_every_prefix_is_exact(seed):
         assert [p for _, p in found] == pytest.approx([p for _, p in exact], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_a_narrow_beam_reports_lower_bounds_of_the_exact_probability():
     rng = np.random.default_rng(7)
     logits = model_like_logits(rng, 40)

@@ -39,6 +39,7 @@ def test_a_saved_artifact_carries_an_onnx_graph_named_in_its_spec(model_dir):
     assert (model_dir / ONNX_FILE).stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_onnx_logits_equal_the_keras_models(model_dir):
     from wordocr.onnx_recognizer import OnnxRecognizer
     from wordocr.recognizer import Recognizer
@@ -81,6 +82,7 @@ def test_an_artifact_saved_before_onnx_is_exported_by_the_cli(model_dir, tmp_pat
     assert export_artifact(str(old)) is False  # already there: left alone
 
 
+@pytest.mark.slow
 def test_an_artifact_without_onnx_is_converted_at_load_when_tensorflow_is_here(model_dir, tmp_path):
     from wordocr.onnx_recognizer import OnnxRecognizer
     from wordocr.recognizer import Recognizer

@@ -105,6 +105,7 @@ def test_a_killed_run_resumes_after_its_last_epoch(tmp_path):
     assert kept == sorted({"state.json", "last-0003.weights.h5", f"best-{state['best_epoch']:04d}.weights.h5"})
 
 
+@pytest.mark.slow
 def test_weights_saved_after_the_state_are_not_mistaken_for_it(tmp_path):
     # A kill after an epoch's weights were written but before state.json moved on: the resumed run
     # must load the weights of the epoch the state names, not the newer file.

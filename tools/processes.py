@@ -1,5 +1,6 @@
 """Starting a helper process (the predictor, a storage emulator, a browser driver) that never
-outlives its starter, waiting until it is ready, and stopping it again.
+outlives its starter, waiting until it is ready, and stopping it again; finding and ending the
+processes a process started (Linux's /proc).
 
 One loop for every caller, so each one fails the same clear way: the process died (its exit
 code), or it never became ready (how long was waited), instead of hanging or a bare traceback.
@@ -9,6 +10,7 @@ Standard library only, so the runner, the bench and the tests can all use it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -70,15 +72,13 @@ def start_process(command: Sequence[str], death_signal: int = signal.SIGKILL, **
     return subprocess.Popen(list(command), preexec_fn=preexec, **popen_kwargs)
 
 
-def child_pids(pid: int | None = None) -> list[int]:
-    """The ids of the processes whose parent is ``pid`` (default: this process), read from /proc;
-    [] where there is no /proc."""
-    parent = os.getpid() if pid is None else pid
-    children = []
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process, from /proc; {} where there is no /proc."""
+    parents = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return []
+        return {}
     for entry in entries:
         if not entry.isdigit():
             continue
@@ -88,9 +88,46 @@ def child_pids(pid: int | None = None) -> list[int]:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue  # ended meanwhile
-        if int(fields[1]) == parent:
-            children.append(int(entry))
-    return children
+        parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def child_pids(pid: int | None = None) -> list[int]:
+    """The processes whose parent is ``pid`` (default: this process); [] where there is no /proc."""
+    parent = os.getpid() if pid is None else pid
+    return [child for child, its_parent in _parents().items() if its_parent == parent]
+
+
+def descendant_pids(pid: int | None = None) -> list[int]:
+    """Children, their children and so on of ``pid`` (default: this process), parents first."""
+    parents = _parents()
+    found, frontier = [], [os.getpid() if pid is None else pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found.extend(frontier)
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except (OSError, IndexError):
+        return False
+
+
+def end_processes(pids: list[int], timeout_s: float) -> None:
+    """SIGTERM each of ``pids``, then SIGKILL those still running after ``timeout_s`` seconds.
+    Nothing is reaped: whose children they are decides who does that."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while (running := [pid for pid in pids if _running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in running:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def http_ok(url: str, timeout_s: float = 2.0) -> bool:
