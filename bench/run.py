@@ -40,12 +40,13 @@ import numpy as np
 
 from bench import comparison, runtimes, serving_bench
 from bench.plot import plot_report
+from wordocr.recipes import BENCH_FONT_SETS, BENCH_TIERS
 
 log = logging.getLogger("bench")
 
 REPORT_DIR = Path(__file__).parent
-TIERS = ("clean", "noisy", "hard", "tight")
-FONT_SETS = ("train", "heldout")
+# The grid every model is measured on, named once with the recipes.
+TIERS, FONT_SETS = BENCH_TIERS, BENCH_FONT_SETS
 THROUGHPUT_TURNS = 3
 
 

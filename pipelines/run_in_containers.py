@@ -32,7 +32,8 @@ from pathlib import Path
 
 from images.engine import Engine, EngineError, find_engine
 from pipelines.compile import COMPILED_PATH
-from pipelines.run_local import PROFILES, pipeline_arguments
+from pipelines.run_local import pipeline_arguments
+from wordocr.recipes import QUICK
 
 log = logging.getLogger("word-ocr")
 SOCKET_TIMEOUT_S = 30.0
@@ -126,7 +127,7 @@ def run(workdir: Path, gcs_endpoint: str = "", bucket: str = "word-ocr", seed: i
 
     engine = engine or find_engine(need_run=True)
     workdir = workdir.resolve()
-    profile = dataclasses.replace(PROFILES["quick"], **(sizes or SIZES))
+    profile = QUICK.with_settings(**(sizes or SIZES))
     environment = {}
     if gcs_endpoint:
         serving_root = f"gs://{bucket}/serving"

@@ -14,14 +14,12 @@ killed outright.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -38,58 +36,20 @@ from pipelines.console import (
 )
 from pipelines.stopping import exit_at_once_on_stop, stop_signals
 from tools.processes import http_ok, start_process, stop_process, wait_until_ready
+from wordocr.recipes import RECIPES, Recipe, add_setting_flags, recipe_from_flags
 
 log = logging.getLogger("word-ocr")
 # Loading TensorFlow, the model and compiling its XLA and beam-search paths takes 10-30 s on 2 cores.
 READY_TIMEOUT_S = 120.0
 
 
-@dataclass(frozen=True)
-class RunProfile:
-    """Sizes of one local run; the cluster's defaults live in the pipeline signature."""
-
-    train_samples: int
-    val_samples: int
-    test_samples: int
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    num_shards: int
-    accuracy_gate: float
-    test_tier: str = "noisy"
-    test_font_set: str = "train"
-    train_tier: str = "train"
-
-
-PROFILES = {
-    # About 15 minutes on 2 CPU cores.
-    "default": RunProfile(
-        train_samples=30_000,
-        val_samples=1_000,
-        test_samples=1_000,
-        epochs=5,
-        batch_size=64,
-        learning_rate=1e-3,
-        num_shards=4,
-        accuracy_gate=0.95,
-    ),
-    # A minute or two: proves the path end to end; the model is too small to pass a real gate.
-    "quick": RunProfile(
-        train_samples=2_000,
-        val_samples=200,
-        test_samples=200,
-        epochs=2,
-        batch_size=64,
-        learning_rate=1e-3,
-        num_shards=2,
-        accuracy_gate=0.0,
-    ),
-}
-
-
-def pipeline_arguments(profile: RunProfile, serving_root: Path, model_name: str, seed: int) -> dict:
-    args = dataclasses.asdict(profile)
-    args.update(serving_root=str(serving_root), model_name=model_name, seed=seed, workers=os.cpu_count() or 1)
+def pipeline_arguments(recipe: Recipe, serving_root: Path | str, model_name: str, seed: int | None = None) -> dict:
+    """The pipeline's arguments for a run of ``recipe`` (its every setting), publishing under
+    ``serving_root``; ``seed``, if given, replaces the recipe's."""
+    args = recipe.settings()
+    if seed is not None:
+        args["seed"] = seed
+    args.update(serving_root=str(serving_root), model_name=model_name, workers=os.cpu_count() or 1)
     return args
 
 
@@ -206,27 +166,22 @@ def run_pipeline_with_console(
         root.removeFilter(tasks)
 
 
-# RunProfile's annotations are strings (postponed evaluation); map them to argparse converters.
-_FIELD_TYPES = {"int": int, "float": float, "str": str}
-
-
-def _profile_help(name: str) -> str:
-    return ", ".join(f"{profile}: {getattr(values, name)}" for profile, values in PROFILES.items())
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.run_local",
-        description="Run the word-ocr pipeline locally (kfp.local), then serve the deployed model.",
+        description="Run the word-ocr pipeline locally (kfp.local), then serve the deployed model. "
+        "Its settings are --recipe's (wordocr/recipes.py); each setting's flag changes that one.",
     )
     parser.add_argument(
         "--workdir", type=Path, default=Path("out"), help="where data, models and runs go (default: %(default)s)"
     )
     parser.add_argument(
-        "--quick", action="store_true", help="tiny sizes and no gate: a minute or two, for demos and tests"
-    )
+        "--recipe", choices=list(RECIPES),
+        help="the run's settings: local (the default) fits 2 CPU cores, quick takes a minute or two, cluster "
+        "is meant for a GPU",
+    )  # fmt: skip
     parser.add_argument(
-        "--seed", type=int, default=1, help="seed for data generation and training (default: %(default)s)"
+        "--quick", action="store_true", help="the quick recipe: tiny sizes and no gate, for demos and tests"
     )
     parser.add_argument(
         "--model-name", default="word-ocr", help="name served at /v1/models/NAME (default: %(default)s)"
@@ -236,13 +191,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--serve-only", action="store_true", help="skip the pipeline; serve the model last deployed under --workdir"
     )
-    sizes = parser.add_argument_group("sizes (override the profile)")
-    for field in dataclasses.fields(RunProfile):
-        flag = "--" + field.name.replace("_", "-")
-        if field.name == "accuracy_gate":
-            flag = "--gate"
-        sizes.add_argument(flag, dest=field.name, type=_FIELD_TYPES[field.type], help=_profile_help(field.name))
-    return parser.parse_args(argv)
+    add_setting_flags(parser)
+    args = parser.parse_args(argv)
+    if args.quick and args.recipe not in (None, "quick"):
+        parser.error(f"--quick and --recipe {args.recipe} name two recipes")
+    args.recipe = "quick" if args.quick else args.recipe or "local"
+    return args
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    """``--recipe``'s settings with those the flags give."""
+    return recipe_from_flags(args.recipe, args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -275,23 +234,19 @@ def _run(args: argparse.Namespace, workdir: Path, console: TextIO, log_file: Tex
 
     serving_root = workdir / "serving"
     if not args.serve_only:
-        profile = PROFILES["quick" if args.quick else "default"]
-        overrides = {
-            f.name: getattr(args, f.name) for f in dataclasses.fields(RunProfile) if getattr(args, f.name) is not None
-        }
-        profile = dataclasses.replace(profile, **overrides)
+        recipe = recipe_from_args(args)
         before = current_model(str(serving_root), args.model_name)
-        arguments = pipeline_arguments(profile, serving_root, args.model_name, args.seed)
+        arguments = pipeline_arguments(recipe, serving_root, args.model_name)
         log.info("running %s locally with %s", COMPILED_PATH.name, arguments)
         say(
             console,
-            f"running the pipeline with kfp.local: {profile.train_samples:,} training images, {profile.epochs} "
-            f"epochs, accuracy gate {profile.accuracy_gate:g}",
+            f"running the pipeline with kfp.local ({recipe.name} recipe): {recipe.train_samples:,} training images, "
+            f"{recipe.training.epochs} epochs, accuracy gate {recipe.accuracy_gate:g}",
         )
         plan = RunPlan(
-            images=profile.train_samples + profile.val_samples + profile.test_samples,
-            epochs=profile.epochs,
-            accuracy_gate=profile.accuracy_gate,
+            images=recipe.train_samples + recipe.val_samples + recipe.test_samples,
+            epochs=recipe.training.epochs,
+            accuracy_gate=recipe.accuracy_gate,
         )
         started = time.monotonic()
         if not run_pipeline_with_console(workdir, arguments, plan, console, tee, log_path):
@@ -301,7 +256,7 @@ def _run(args: argparse.Namespace, workdir: Path, console: TextIO, log_file: Tex
         if after is None or after == before:
             say(
                 console,
-                f"error: the model stayed below the accuracy gate {profile.accuracy_gate:g} and was not deployed; "
+                f"error: the model stayed below the accuracy gate {recipe.accuracy_gate:g} and was not deployed; "
                 "train longer (--epochs, --train-samples) or lower --gate",
             )
             return 2

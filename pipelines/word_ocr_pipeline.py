@@ -1,8 +1,8 @@
 """generate (fanned out over shards) -> train (GPU) -> evaluate -> gate -> publish -> roll out, as a KFP v2 pipeline.
 
-The defaults are the cluster's (GPU training, large data); `pipelines.run_local` passes the
-smaller sizes that fit two CPU cores. What each task requests (CPU, memory, the GPU node, retries)
-is in components/resources.py. Compile with `make compile`.
+The parameters' defaults are the cluster recipe's (wordocr/recipes.py: GPU training, large data);
+`pipelines.run_local` passes the local or quick recipe's, which fit two CPU cores. What each
+task requests (CPU, memory, the GPU node, retries) is in components/resources.py. Compile with `make compile`.
 """
 
 from kfp import dsl
@@ -13,10 +13,13 @@ from components.generate import collect_shards, generate_shard, generate_words, 
 from components.publish import publish_model, reject_model
 from components.rollout import roll_out_model
 from components.train import train_model
+from wordocr.recipes import CLUSTER
 
 PIPELINE_NAME = "word-ocr"
 # The run's id: the same for every task of a run, and for a retried pod, so a retry finds its checkpoint.
 RUN_ID = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+# Every setting of a run, as the cluster recipe has it: the parameters' defaults.
+CLUSTER_SETTINGS = CLUSTER.settings()
 
 
 @dsl.pipeline(
@@ -27,26 +30,40 @@ def word_ocr_pipeline(
     model_name: str = "word-ocr",
     data_root: str = "",
     checkpoint_root: str = "",
-    seed: int = 1,
-    train_samples: int = 200_000,
-    val_samples: int = 2_000,
-    test_samples: int = 2_000,
-    train_tier: str = "train",
-    test_tier: str = "noisy",
-    test_font_set: str = "train",
-    num_shards: int = 8,
+    seed: int = CLUSTER_SETTINGS["seed"],
+    train_samples: int = CLUSTER_SETTINGS["train_samples"],
+    val_samples: int = CLUSTER_SETTINGS["val_samples"],
+    test_samples: int = CLUSTER_SETTINGS["test_samples"],
+    train_tier: str = CLUSTER_SETTINGS["train_tier"],
+    test_tier: str = CLUSTER_SETTINGS["test_tier"],
+    test_font_set: str = CLUSTER_SETTINGS["test_font_set"],
+    num_shards: int = CLUSTER_SETTINGS["num_shards"],
     workers: int = 4,
-    epochs: int = 20,
-    batch_size: int = 128,
-    learning_rate: float = 1e-3,
-    accuracy_gate: float = 0.95,
+    epochs: int = CLUSTER_SETTINGS["epochs"],
+    batch_size: int = CLUSTER_SETTINGS["batch_size"],
+    learning_rate: float = CLUSTER_SETTINGS["learning_rate"],
+    schedule: str = CLUSTER_SETTINGS["schedule"],
+    warmup_epochs: float = CLUSTER_SETTINGS["warmup_epochs"],
+    final_lr_fraction: float = CLUSTER_SETTINGS["final_lr_fraction"],
+    clipnorm: float = CLUSTER_SETTINGS["clipnorm"],
+    patience: int = CLUSTER_SETTINGS["patience"],
+    steps_per_epoch: int = CLUSTER_SETTINGS["steps_per_epoch"],
+    conv_filters: str = CLUSTER_SETTINGS["conv_filters"],
+    lstm_units: int = CLUSTER_SETTINGS["lstm_units"],
+    dropout: float = CLUSTER_SETTINGS["dropout"],
+    mixed_precision: bool = CLUSTER_SETTINGS["mixed_precision"],
+    spelling_weight: float = CLUSTER_SETTINGS["spelling_weight"],
+    accuracy_gate: float = CLUSTER_SETTINGS["accuracy_gate"],
     isvc_namespace: str = "",
     predictor_image: str = "",
     canary_percent: int = 10,
     rollout_timeout_s: int = 600,
 ):
-    """``data_root``: "" keeps datasets and the model in KFP artifacts; a folder or gs://bucket/prefix puts
-    them at {data_root}/{run id}/{train,val,test,model}. ``checkpoint_root``: "" trains without
+    """The training options (``epochs`` to ``spelling_weight``) are wordocr.recipes.TrainConfig's:
+    ``clipnorm`` 0 trains without clipping, ``steps_per_epoch`` 0 makes an epoch one pass over the
+    data, ``conv_filters`` is comma separated. ``workers``: processes per validation or test
+    generation task. ``data_root``: "" keeps datasets and the model in KFP artifacts; a folder or
+    gs://bucket/prefix puts them at {data_root}/{run id}/{train,val,test,model}. ``checkpoint_root``: "" trains without
     checkpoints; else every epoch is saved at {checkpoint_root}/{run id}/train and a retried pod resumes.
     ``isvc_namespace``: "" only publishes the model under ``serving_root`` (as `make run` does); a
     namespace also rolls it out to the InferenceService ``model_name`` there, with
@@ -102,6 +119,17 @@ def word_ocr_pipeline(
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
+        schedule=schedule,
+        warmup_epochs=warmup_epochs,
+        final_lr_fraction=final_lr_fraction,
+        clipnorm=clipnorm,
+        patience=patience,
+        steps_per_epoch=steps_per_epoch,
+        conv_filters=conv_filters,
+        lstm_units=lstm_units,
+        dropout=dropout,
+        mixed_precision=mixed_precision,
+        spelling_weight=spelling_weight,
         seed=seed,
         data_root=data_root,
         checkpoint_root=checkpoint_root,

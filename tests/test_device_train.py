@@ -1,10 +1,10 @@
-"""tools/device_train: the GPU harness's files come back whole and wrap.py turns them into an artifact.
+"""tools/device_train: a recipe trained without Kubeflow, through wordocr.train, on this machine.
 
-The device machine (a GPU, Keras on torch) cannot be had here, so the harness runs on this
-machine's backend, TensorFlow on the CPU, with a tiny data set: what is checked is what travels
-back (a weights file without the optimizer's state, small enough for the device's 16 MiB a
-file; a history and meta for every epoch) and that wrap.py builds the artifact from exactly
-those weights.
+The harness is meant for a GPU machine; here it runs on this machine's TensorFlow, on the CPU,
+with the quick recipe shrunk further. What is checked: it makes the recipe's three datasets,
+trains with the recipe's options (as the artifact's spec records them), writes the artifact a
+pipeline run publishes, evaluates it on the test split against the gate, and a second start
+reuses the datasets and the finished epochs instead of redoing them.
 """
 
 import json
@@ -13,57 +13,47 @@ import subprocess
 import sys
 from pathlib import Path
 
-import h5py
-import keras
-import numpy as np
 import pytest
 
-from wordocr.recognizer import Recognizer
+from wordocr import shards
+from wordocr.recipes import QUICK
 
 ROOT = Path(__file__).resolve().parents[1]
-DEVICE_FILE_LIMIT = 16 * 2**20
+SMALL = {"train_samples": 192, "val_samples": 32, "test_samples": 32, "num_shards": 2, "epochs": 1,
+         "conv_filters": "16,32,48,64,64", "lstm_units": 32, "spelling_weight": 0.0}  # fmt: skip
 
 
-def _run(args: list[str]) -> subprocess.CompletedProcess:
+def _train_recipe(workdir: Path, *flags: str) -> subprocess.CompletedProcess:
+    argv = ["--workdir", str(workdir), "--recipe", "quick", "--workers", "1"]
+    for name, value in SMALL.items():
+        argv += ["--" + name.replace("_", "-"), str(value)]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-
-
-def _h5_arrays(group: h5py.Group) -> dict[str, np.ndarray]:
-    arrays = {}
-    group.visititems(lambda name, item: arrays.update({name: item[()]}) if isinstance(item, h5py.Dataset) else None)
-    return arrays
+    return subprocess.run([sys.executable, "-m", "tools.device_train.train_recipe", *argv, *flags], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
 
 
 @pytest.mark.slow
-def test_a_device_run_returns_its_best_weights_and_wrap_makes_an_artifact_of_them(tmp_path):
-    run_dir = tmp_path / "run"
-    done = _run(["tools/device_train/train_gpu.py", "--out", str(run_dir), "--train-samples", "256",
-                 "--val-samples", "64", "--epochs", "2", "--deadline", "400"])
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+def test_a_recipe_trains_through_wordocr_train_and_resumes_where_it_stopped(tmp_path):
+    done = _train_recipe(tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]  # the quick recipe's gate is 0
 
-    weights = run_dir / "best.weights.h5"
-    assert 0 < weights.stat().st_size < DEVICE_FILE_LIMIT
-    with h5py.File(weights) as f:
-        assert "optimizer" not in f, "Adam's state would make the file three times larger"
-        saved = _h5_arrays(f)
-    assert saved, "no weights in the file"
+    expected = QUICK.with_settings(**SMALL)
+    counts = {split: shards.read_manifest(str(tmp_path / split)).count for split in ("train", "val", "test")}
+    assert counts == {"train": 192, "val": 32, "test": 32}
+    assert shards.read_manifest(str(tmp_path / "test")).params["tier"] == expected.test_tier
 
-    history = json.loads((run_dir / "history.json").read_text())
-    meta = json.loads((run_dir / "meta.json").read_text())
-    assert meta["epochs_run"] == len(history["val_word_accuracy"]) == 2
-    assert meta["train_images"] == 256 and meta["val_images"] == 64
-    # The best epoch is the first with the highest validation accuracy (train.py's rule).
-    accuracies = history["val_word_accuracy"]
-    assert meta["best_epoch"] == accuracies.index(max(accuracies)) + 1
+    spec = json.loads((tmp_path / "model" / "spec.json").read_text())
+    assert spec["training"]["config"] == json.loads(json.dumps(expected.training.to_dict()))
+    assert "language_model" not in spec or not spec["language_model"], "spelling weight 0 saves no spelling model"
 
-    artifact = tmp_path / "artifact"
-    wrapped = _run(["tools/device_train/wrap.py", str(run_dir), str(artifact)])
-    assert wrapped.returncode == 0, wrapped.stderr[-3000:]
-    model = keras.saving.load_model(artifact / "model.keras", compile=False)
-    loaded = sorted(np.asarray(w).tobytes() for w in model.get_weights())
-    assert loaded == sorted(np.asarray(a).tobytes() for a in saved.values())
-    spec = json.loads((artifact / "spec.json").read_text())
-    assert spec["training"]["best_epoch"] == meta["best_epoch"]
-    reading = Recognizer.load(str(artifact)).recognize(np.full((1, 32, 192), 255, np.uint8))
-    assert len(reading) == 1
+    report = json.loads((tmp_path / "run.json").read_text())
+    assert report["recipe"] == "quick" and report["settings"] == expected.settings()
+    assert report["test"]["count"] == 32 and 0.0 <= report["test"]["word_accuracy"] <= 1.0
+    assert report["passes_gate"] is True and report["training"]["epochs_run"] == 1
+
+    # Started again with one more epoch: the data are kept, only the second epoch trains.
+    again = _train_recipe(tmp_path, "--epochs", "2")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "already has these params; not regenerating" in again.stderr
+    assert "resuming from" in again.stderr and "after epoch 1" in again.stderr
+    assert json.loads((tmp_path / "run.json").read_text())["training"]["epochs_run"] == 2

@@ -6,7 +6,6 @@ STORAGE_EMULATOR_HOST from this process. Only the pipeline root (KFP's own bookk
 because kfp.local cannot put it on GCS; the artifacts there hold pointers to the gs:// data.
 """
 
-import dataclasses
 import json
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from pipelines import run_local
 from wordocr import shards, storage
 from wordocr.publish import current_model
+from wordocr.recipes import QUICK
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def gcs_run(gcs_server, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         # Where tasks cache the shards they download: inside the test's folder, not the system's temp.
         patch.setenv(shards.CACHE_ENV, str(workdir / "cache"))
-        profile = dataclasses.replace(run_local.PROFILES["quick"], **TINY)
+        profile = QUICK.with_settings(**TINY)
         arguments = run_local.pipeline_arguments(profile, gcs_server.uri("serving"), "word-ocr", seed=3)
         arguments.update(data_root=gcs_server.uri("runs"), checkpoint_root=gcs_server.uri("checkpoints"))
         run_local.run_pipeline(workdir, arguments)

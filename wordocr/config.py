@@ -1,7 +1,8 @@
-"""The few numbers the whole system agrees on: the model's input geometry and the alphabet.
+"""The few numbers the whole system agrees on: the model's input geometry, its width and the alphabet.
 
 Every other module reads them from here (or from a model artifact's spec, which is written
-from here), so a change of input size is one edit.
+from here), so a change of input size is one edit. Plain values only: this module imports
+neither Keras nor TensorFlow, so recipes, pipelines and the predictor can read it cheaply.
 """
 
 from __future__ import annotations
@@ -40,3 +41,32 @@ class InputSpec:
 
 
 DEFAULT_INPUT_SPEC = InputSpec()
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """How wide the network is. The default is about 1.3 M parameters (CPU friendly)."""
+
+    conv_filters: tuple[int, ...] = (32, 64, 128, 128, 256)
+    lstm_units: int = 128
+    dropout: float = 0.25
+
+    @property
+    def filters_text(self) -> str:
+        """``conv_filters`` as the CLIs and the pipeline take them: ``"32,64,128,128,256"``."""
+        return ",".join(str(f) for f in self.conv_filters)
+
+    @staticmethod
+    def parse_filters(text: str) -> tuple[int, ...]:
+        """``"32,64"`` -> ``(32, 64)``; ValueError for anything but positive integers."""
+        filters = tuple(int(f) for f in text.split(","))
+        if not filters or min(filters) < 1:
+            raise ValueError(f"conv filters must be positive integers separated by commas, got {text!r}")
+        return filters
+
+    def to_dict(self) -> dict:
+        return {"conv_filters": list(self.conv_filters), "lstm_units": self.lstm_units, "dropout": self.dropout}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelSize:
+        return cls(tuple(int(f) for f in data["conv_filters"]), int(data["lstm_units"]), float(data["dropout"]))

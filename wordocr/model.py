@@ -19,35 +19,19 @@ Keras ``image_ocr.py``):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import keras
 from keras import layers
 
 from wordocr.alphabet import Alphabet
-from wordocr.config import InputSpec
+from wordocr.config import InputSpec, ModelSize
 
 # BatchNorm's default momentum (0.99) leaves the moving statistics far from the data after a
 # short run, and the model then reads nothing in inference mode; 0.9 tracks them quickly.
 BATCH_NORM_MOMENTUM = 0.9
 
 
-@dataclass(frozen=True)
-class ModelSize:
-    """How wide the network is. The default is about 1.3 M parameters (CPU friendly)."""
-
-    conv_filters: tuple[int, ...] = (32, 64, 128, 128, 256)
-    lstm_units: int = 128
-    dropout: float = 0.25
-
-    def to_dict(self) -> dict:
-        return {"conv_filters": list(self.conv_filters), "lstm_units": self.lstm_units, "dropout": self.dropout}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelSize:
-        return cls(tuple(int(f) for f in data["conv_filters"]), int(data["lstm_units"]), float(data["dropout"]))
-
-
+# ModelSize is declared in wordocr.config, without Keras, so recipes can name one cheaply.
 DEFAULT_MODEL_SIZE = ModelSize()
 TINY_MODEL_SIZE = ModelSize(conv_filters=(16, 32, 48, 64, 64), lstm_units=48, dropout=0.0)
 

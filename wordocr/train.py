@@ -6,7 +6,11 @@ two and recover), early stopping watches the same number, and the best weights a
 saved. With a ``checkpoint_dir`` each epoch's weights, optimizer state and history are saved, so a
 killed run started again with the same arguments resumes after its last finished epoch.
 
-    python -m wordocr.train --train data/train --val data/val --out models/run1 --epochs 10
+How it trains (epochs, batch size, schedule, model size, ...) is a ``TrainConfig``; the named
+recipes (wordocr.recipes) hold one each, and the CLI starts from ``--recipe``'s and changes what
+its flags name:
+
+    python -m wordocr.train --train data/train --val data/val --out models/run1 --recipe local --epochs 10
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,42 +32,16 @@ import numpy as np
 from wordocr import char_lm, shards, storage
 from wordocr.alphabet import Alphabet
 from wordocr.artifact import save_artifact
-from wordocr.config import InputSpec
+from wordocr.config import InputSpec, ModelSize
 from wordocr.decode import greedy_decode
 from wordocr.metrics import character_error_rate, word_accuracy
-from wordocr.model import DEFAULT_MODEL_SIZE, ModelSize, build_model, ctc_loss_fn
+from wordocr.model import build_model, ctc_loss_fn
+from wordocr.recipes import RECIPES, TrainConfig, recipe_named
 
 log = logging.getLogger(__name__)
 
 MONITOR = "val_word_accuracy"
 LABEL_PAD = -1
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    schedule: str = "cosine"  # "cosine": linear warm-up then cosine decay; "constant"
-    warmup_epochs: float = 0.5
-    final_lr_fraction: float = 0.05  # cosine decays to this fraction of learning_rate
-    clipnorm: float | None = 5.0  # gradient clipping keeps CTC's occasional spikes from wrecking a run
-    patience: int = 4  # epochs without a better val word accuracy before stopping; 0 = never stop early
-    seed: int = 0
-    steps_per_epoch: int | None = None  # default: one pass over the training set
-    val_samples: int | None = None  # decode at most this many validation images per epoch
-    shuffle_buffer: int = 10_000
-    cache_max_samples: int = 50_000  # datasets up to this size are decoded once and kept in memory
-    model_size: ModelSize = field(default_factory=lambda: DEFAULT_MODEL_SIZE)
-    mixed_precision: bool = True  # only takes effect when TensorFlow sees a GPU
-    # Weight of the spelling model saved with the artifact (wordocr.char_lm); 0 saves none, and
-    # the model then reads by the image alone (for labels that are not English words).
-    spelling_weight: float = char_lm.WEIGHT
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["model_size"] = self.model_size.to_dict()
-        return data
 
 
 @dataclass
@@ -443,56 +421,57 @@ def save_trained_model(model: keras.Model, out_dir: str, spec: InputSpec, alphab
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    defaults = TrainConfig()
     parser = argparse.ArgumentParser(
         prog="python -m wordocr.train",
         description="Train the CRNN-CTC word reader on shard datasets (local folders or gs://) and write "
-        "a model artifact (model.keras + spec.json), history.json and training_curves.png to --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "a model artifact (model.keras + spec.json), history.json and training_curves.png to --out. "
+        "The options start from --recipe's (wordocr/recipes.py); each flag given changes one.",
     )
     parser.add_argument("--train", required=True, help="training dataset (folder or gs:// with manifest.json)")
     parser.add_argument("--val", required=True, help="validation dataset; its word accuracy picks the best epoch")
     parser.add_argument("--out", required=True, help="where to write the model artifact")
     parser.add_argument("--checkpoint-dir", help="save every epoch here and resume from it if a run restarts")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="maximum epochs")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per step")
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="peak Adam learning rate")
-    parser.add_argument("--schedule", choices=["cosine", "constant"], default=defaults.schedule,
-                        help="cosine: linear warm-up for --warmup-epochs, then cosine decay")
-    parser.add_argument("--warmup-epochs", type=float, default=defaults.warmup_epochs, help="warm-up length")
-    parser.add_argument("--clipnorm", type=float, default=defaults.clipnorm, help="0 disables clipping")
-    parser.add_argument("--patience", type=int, default=defaults.patience,
-                        help="stop after this many epochs without a better val word accuracy (0: never)")
-    parser.add_argument("--steps-per-epoch", type=int, default=None, help="default: one pass over --train")
-    parser.add_argument("--val-samples", type=int, default=None, help="decode at most this many val images")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="weights and shuffling seed")
-    parser.add_argument("--conv-filters", default=",".join(map(str, defaults.model_size.conv_filters)),
-                        help="filters of each conv block, comma separated")
-    parser.add_argument("--lstm-units", type=int, default=defaults.model_size.lstm_units, help="per direction")
-    parser.add_argument("--dropout", type=float, default=defaults.model_size.dropout, help="before the LSTMs")
-    parser.add_argument("--no-mixed-precision", action="store_true", help="keep float32 on a GPU")
-    parser.add_argument("--spelling-weight", type=float, default=defaults.spelling_weight,
-                        help="weight of the English spelling model that reranks the beam's words; 0: none")
+    parser.add_argument("--recipe", choices=list(RECIPES), default="cluster",
+                        help="the training options to start from (default: %(default)s)")
+    options = parser.add_argument_group("training options (default: the recipe's)")
+    options.add_argument("--epochs", type=int, help="maximum epochs")
+    options.add_argument("--batch-size", type=int, help="images per step")
+    options.add_argument("--learning-rate", type=float, help="peak Adam learning rate")
+    options.add_argument("--schedule", choices=["cosine", "constant"],
+                         help="cosine: linear warm-up for --warmup-epochs, then cosine decay")
+    options.add_argument("--warmup-epochs", type=float, help="warm-up length")
+    options.add_argument("--final-lr-fraction", type=float, help="cosine decays to this fraction of the peak")
+    options.add_argument("--clipnorm", type=float, help="gradient clipping norm; 0 disables clipping")
+    options.add_argument("--patience", type=int,
+                         help="stop after this many epochs without a better val word accuracy (0: never)")
+    options.add_argument("--steps-per-epoch", type=int, help="0: one pass over --train")
+    options.add_argument("--val-samples", type=int, help="decode at most this many val images per epoch")
+    options.add_argument("--shuffle-buffer", type=int, help="images in the shuffle buffer")
+    options.add_argument("--cache-max-samples", type=int, help="keep datasets up to this size decoded in memory")
+    options.add_argument("--seed", type=int, help="weights and shuffling seed")
+    options.add_argument("--conv-filters", help="filters of each conv block, comma separated")
+    options.add_argument("--lstm-units", type=int, help="per direction")
+    options.add_argument("--dropout", type=float, help="before the LSTMs")
+    options.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
+                         help="mixed_float16 on a GPU (no effect on a CPU)")
+    options.add_argument("--spelling-weight", type=float,
+                         help="weight of the English spelling model that reranks the beam's words; 0: none")
     parser.add_argument("--result-json", help="also write the TrainResult here as JSON (local or gs://)")
     return parser.parse_args(argv)
 
 
+# The flags that are TrainConfig options (the others say what to train on and where to write).
+_OPTION_FLAGS = (
+    "epochs", "batch_size", "learning_rate", "schedule", "warmup_epochs", "final_lr_fraction", "clipnorm",
+    "patience", "steps_per_epoch", "val_samples", "shuffle_buffer", "cache_max_samples", "seed", "conv_filters",
+    "lstm_units", "dropout", "mixed_precision", "spelling_weight",
+)  # fmt: skip
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        schedule=args.schedule,
-        warmup_epochs=args.warmup_epochs,
-        clipnorm=args.clipnorm or None,
-        patience=args.patience,
-        seed=args.seed,
-        steps_per_epoch=args.steps_per_epoch,
-        val_samples=args.val_samples,
-        model_size=ModelSize(tuple(int(f) for f in args.conv_filters.split(",")), args.lstm_units, args.dropout),
-        mixed_precision=not args.no_mixed_precision,
-        spelling_weight=args.spelling_weight,
-    )
+    """``--recipe``'s TrainConfig with the options the flags give."""
+    given = {name: getattr(args, name) for name in _OPTION_FLAGS if getattr(args, name) is not None}
+    return recipe_named(args.recipe).training.with_settings(**given)
 
 
 def main(argv: list[str] | None = None) -> None:
