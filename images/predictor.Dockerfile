@@ -16,16 +16,20 @@ COPY requirements-predictor.txt ./
 RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
     && pip install --no-cache-dir -r requirements-predictor.txt
+
+# The project in a stage of its own, so a code change rebuilds a small layer, not the venv's.
+FROM build AS project
 COPY pyproject.toml ./
 COPY wordocr ./wordocr
 COPY serving ./serving
 RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
-    && pip install --no-cache-dir --no-deps .
+    && pip install --no-cache-dir --no-deps --target /opt/project .
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin wordocr
 COPY --from=build /opt/venv /opt/venv
+COPY --from=project /opt/project /opt/venv/lib/python3.11/site-packages
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

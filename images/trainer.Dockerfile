@@ -21,15 +21,19 @@ RUN python gpu_requirements.py --check --lock requirements.txt --out requirement
 RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
     && pip install --no-cache-dir -r requirements-gpu.txt
+
+# The project in a stage of its own, so a code change rebuilds a small layer, not the venv's.
+FROM build AS project
 COPY pyproject.toml ./
 COPY wordocr ./wordocr
 RUN --mount=type=secret,id=pip_cert \
     if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
-    && pip install --no-cache-dir --no-deps .
+    && pip install --no-cache-dir --no-deps --target /opt/project .
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin wordocr
 COPY --from=build /opt/venv /opt/venv
+COPY --from=project /opt/project /opt/venv/lib/python3.11/site-packages
 # /usr/local/nvidia: where GKE mounts the node's driver libraries; the NVIDIA container toolkit
 # (other clusters) reads the NVIDIA_* variables.
 ENV PATH=/opt/venv/bin:$PATH \

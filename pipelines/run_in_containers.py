@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from pathlib import Path
 from images.engine import Engine, EngineError, find_engine
 from pipelines.compile import COMPILED_PATH
 from pipelines.run_local import pipeline_arguments
+from tools.processes import start_process
 from wordocr.recipes import QUICK
 
 log = logging.getLogger("word-ocr")
@@ -51,8 +53,9 @@ def docker_api(engine: Engine, workdir: Path) -> Iterator[str]:
     socket = workdir / "podman.sock"
     socket.unlink(missing_ok=True)
     url = f"unix://{socket}"
-    service = subprocess.Popen(engine.command("system", "service", "--time=0", url), env={**os.environ, **engine.env},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    # SIGTERM when this process ends however it ends: the service never outlives the run.
+    service = start_process(engine.command("system", "service", "--time=0", url), death_signal=signal.SIGTERM,
+                            env={**os.environ, **engine.env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + SOCKET_TIMEOUT_S
         while not socket.exists():

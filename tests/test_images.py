@@ -107,7 +107,7 @@ def test_installs_its_lock_and_the_project_and_nothing_else(dockerfile):
     lock = LOCKS[dockerfile.name.removesuffix(".Dockerfile")]
     assert pip_installs(dockerfile) == [
         f"pip install --no-cache-dir -r {lock}",
-        "pip install --no-cache-dir --no-deps .",
+        "pip install --no-cache-dir --no-deps --target /opt/project .",
     ]
     copied = " ".join(args for op, args in instructions(dockerfile) if op == "COPY")
     assert lock in copied
@@ -272,8 +272,13 @@ def test_python_matches_the_project_and_stages_share_one_base(dockerfile):
     base = next(args for op, args in steps if op == "ARG" and args.startswith("PYTHON_IMAGE="))
     assert base == "PYTHON_IMAGE=docker.io/library/python:3.11-slim-bookworm"
     assert 'requires-python = ">=3.11,<3.12"' in (ROOT / "pyproject.toml").read_text()
-    assert [args for op, args in steps if op == "FROM"] == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE}"]
-    assert "COPY --from=build /opt/venv /opt/venv" in [f"{op} {args}" for op, args in final_stage(dockerfile)]
+    assert [args for op, args in steps if op == "FROM"] == [
+        "${PYTHON_IMAGE} AS build", "build AS project", "${PYTHON_IMAGE}"]
+    # The locked dependencies and the project arrive as two layers: a code change rebuilds the small one.
+    final = [f"{op} {args}" for op, args in final_stage(dockerfile)]
+    venv = "COPY --from=build /opt/venv /opt/venv"
+    project = "COPY --from=project /opt/project /opt/venv/lib/python3.11/site-packages"
+    assert final.index(venv) + 1 == final.index(project)
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
