@@ -83,7 +83,7 @@ def tiny_train_config(**overrides):
     from wordocr.train import TrainConfig
 
     base = dict(epochs=40, batch_size=32, learning_rate=5e-3, warmup_epochs=1, steps_per_epoch=8, patience=0,
-                model_size=TINY_MODEL_SIZE)
+                model_size=TINY_MODEL_SIZE, seed=0)
     return TrainConfig(**{**base, **overrides})
 
 
