@@ -5,8 +5,8 @@
 The container gets what the manifest gives the pod (manifests/base/inferenceservice.yaml): its
 command and args, the model folder at /mnt/models read-only (KServe's storage initializer puts it
 there), the image's numeric user, every capability dropped, no privilege escalation, and a
-read-only root filesystem with one small writable /tmp, as ``readOnlyRootFilesystem`` and an
-``emptyDir`` give it. The port is published on 127.0.0.1 only. Ctrl-C stops the container the
+read-only root filesystem (``readOnlyRootFilesystem``), writable only where the manifest mounts
+an ``emptyDir`` (the predictor needs none). The port is published on 127.0.0.1 only. Ctrl-C stops the container the
 way the kubelet does: SIGTERM, then SIGKILL after the manifest's grace period.
 """
 
@@ -79,8 +79,8 @@ def run_args(spec: PodSpec, image: str, model_dir: Path, host_port: int, name: s
     args = ["run", "--detach", "--name", name, "--publish", f"127.0.0.1:{host_port}:{spec.port}",
             "--volume", f"{model_dir.resolve()}:/mnt/models:ro", "--security-opt", "no-new-privileges",
             "--cap-drop", "ALL", "--read-only"]
-    # /tmp is always writable in a pod's emptyDir-backed paths here; the manifest may name more.
-    for path in sorted({"/tmp", *spec.writable_paths}):
+    # Writable only where the manifest mounts an emptyDir, as in the pod.
+    for path in spec.writable_paths:
         args += ["--tmpfs", f"{path}:rw,size={TMP_SIZE},mode=1777"]
     args += ["--stop-timeout", str(spec.grace_s), "--entrypoint", spec.command[0], image, *spec.command[1:], *spec.args]
     return args
