@@ -106,8 +106,10 @@ def stage_lines(report: dict) -> list[str]:
     int8 = _get(report, "runtimes", "int8")
     if int8:
         verdict = "kept" if int8["kept"] else "not kept"
+        speed = int8.get("end_to_end_p50_ratio_to_float")
+        speed_text = f", one image end to end {speed}x float's time" if speed is not None else ""
         lines += ["", f"int8 dynamic quantisation: {verdict} ({int8['rule']}; its worst cell lost "
-                      f"{int8['max_cell_loss']:.2%})."]  # fmt: skip
+                      f"{int8['max_cell_loss']:.2%}{speed_text})."]  # fmt: skip
     return lines
 
 

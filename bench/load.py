@@ -76,10 +76,13 @@ def run_load(
     model: str = DEFAULT_MODEL,
     max_requests: int = MAX_REQUESTS,
     mix: list[tuple[str, str, dict]] | None = None,
+    honour_retry_after: bool = False,
 ) -> dict:
     """Load ``base_url`` with ``clients`` threads for ``duration_s`` seconds; return the measurements.
 
     ``mix``: the (kind, path, body) requests the clients take turns at; by default ``request_mix``.
+    ``honour_retry_after``: a client refused with 503 waits the ``Retry-After`` it was given, as a
+    well-behaved client (or Knative's activator) does, instead of sending again at once.
     """
     mix = [(kind, path, json.dumps(body).encode()) for kind, path, body in (mix or request_mix(model))]
     lock = threading.Lock()
@@ -106,11 +109,12 @@ def run_load(
                 try:
                     response = http.post(path, content=body, headers=headers)
                     status = str(response.status_code)
+                    backoff = _retry_after(response) if honour_retry_after else 0.0
                     problem = None
                     if response.status_code != 200:
                         problem = f"{kind}: {response.status_code} {response.text[:200]}"
                 except httpx.HTTPError as exc:
-                    status = type(exc).__name__
+                    status, backoff = type(exc).__name__, 0.0
                     problem = f"{kind}: {type(exc).__name__}: {exc}"
                 elapsed_ms = (time.perf_counter() - began) * 1000
                 with lock:
@@ -119,6 +123,8 @@ def run_load(
                         latencies[kind].append(elapsed_ms)
                     else:
                         errors.append(problem)
+                if backoff:
+                    time.sleep(min(backoff, max(0.0, deadline - time.perf_counter())))
 
     threads = [threading.Thread(target=client, args=(i,), name=f"load-{i}", daemon=True) for i in range(clients)]
     for thread in threads:
@@ -145,6 +151,15 @@ def run_load(
         result["errors"],
     )  # fmt: skip
     return result
+
+
+def _retry_after(response: httpx.Response) -> float:
+    if response.status_code != 503:
+        return 0.0
+    try:
+        return float(response.headers.get("retry-after", "0"))
+    except ValueError:
+        return 0.0
 
 
 def hey_available() -> bool:

@@ -147,12 +147,12 @@ def _short_word_accuracy(metrics: dict) -> float | None:
     return round(sum(v["word_accuracy"] * v["count"] for v in short) / total, 4)
 
 
-def bench_runtimes(readers: dict, repeats: int) -> tuple[dict, dict]:
+def bench_runtimes(readers: dict, repeats: int, throughput_images: int = 1024) -> tuple[dict, dict]:
     """(the runtimes side by side, the served runtime's figures in the report's older ``in_process`` shape)."""
     from bench.runtimes import SERVED, ratios, stage_profile, throughput
 
     profile = stage_profile(readers, repeats)
-    rates = throughput(readers)
+    rates = throughput(readers, throughput_images)
     compared = {"stages": profile, "throughput": rates, "ratios_to_keras": ratios(profile, rates)}
     shared = ("render_word", "preprocess", "decode_png", "greedy_decode", "beam_top3_spelling")
     single = {name: profile[name] for name in shared}
@@ -361,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300, help="HTTP requests per endpoint (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=300, help="in-process repetitions (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=11, help="seed of the test images (default: %(default)s)")
+    parser.add_argument("--throughput-images", type=int, default=1024,
+                        help="images per batch size, runtime and turn of the throughput runs (default: %(default)s)")
     parser.add_argument("--load-seconds", type=float, default=serving_bench.LOAD_SECONDS,
                         help="seconds of each HTTP load run (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=REPORT_DIR, help="where report.json/.md/.png go")
@@ -388,8 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             report["accuracy"] = bench_accuracy(artifact_uri, args.samples, args.seed, Path(tmp), tesseract=reader,
                                                 readers=readers)  # fmt: skip
             report["generation"] = bench_generation(1000, Path(tmp))
-        report["runtimes"], report["in_process"] = bench_runtimes(readers, args.repeats)
-        report["runtimes"]["int8"] = runtimes.int8_verdict(report["accuracy"])
+        report["runtimes"], report["in_process"] = bench_runtimes(readers, args.repeats, args.throughput_images)
+        report["runtimes"]["int8"] = runtimes.int8_verdict(report["accuracy"], report["runtimes"]["stages"])
         if reader is not None:
             report["tesseract"]["in_process"] = bench_tesseract_in_process(reader, spec, args.repeats)
     finally:

@@ -95,8 +95,9 @@ def one_image_body() -> dict:
     return {"instances": [{"image_b64": png_b64(render_request_word("game"))}]}
 
 
-def client_runs(url: str, path: str, body: dict, counts=CLIENT_COUNTS, duration_s: float = LOAD_SECONDS) -> dict:
+def client_runs(url: str, path: str, body: dict, counts=CLIENT_COUNTS, duration_s: float | None = None) -> dict:
     """Requests/s and latency at each client count (hey where installed, else Python clients)."""
+    duration_s = duration_s or LOAD_SECONDS  # read at call time: bench.run sets it from --load-seconds
     results = {}
     for clients in counts:
         if hey_available():
@@ -131,7 +132,8 @@ def overload_run(model_dir: str, duration_s: float = LOAD_SECONDS) -> dict:
     """Beyond capacity and under hostile inputs, on the served runtime with its default limits.
 
     1. queue: 16 clients each sending 256 words a request (4,096 images in flight wanted, the
-       queue holds 1,024): the excess must be answered 503 with Retry-After, at once.
+       queue holds 1,024): the excess must be answered 503 with Retry-After, at once; refused
+       clients wait the Retry-After they were given.
     2. hostile: 8 clients sending two 20-megapixel white PNGs a request (the most the pixel
        budget lets through) and 8 sending sixteen (refused 413 before decoding), with small
        requests from 4 more clients in between: peak memory, statuses, and small requests' latency.
@@ -142,7 +144,7 @@ def overload_run(model_dir: str, duration_s: float = LOAD_SECONDS) -> dict:
     path = f"/v1/models/{MODEL}:predict"
     page = png_b64(Image.new("RGB", (5000, 4000), "white"))
     with predictor(model_dir, "onnx") as server:
-        queue = run_load(server.url, clients=16, duration_s=duration_s,
+        queue = run_load(server.url, clients=16, duration_s=duration_s, honour_retry_after=True,
                          mix=[("batch256_words", path, {"instances": [{"word": "game"}] * 256})])  # fmt: skip
         hostile_mix = [
             ("two_20mp_pngs", path, {"instances": [{"image_b64": page}] * 2}),
@@ -151,7 +153,7 @@ def overload_run(model_dir: str, duration_s: float = LOAD_SECONDS) -> dict:
             ("one_word_image", path, one_image_body()),
             ("sixteen_20mp_pngs", path, {"instances": [{"image_b64": page}] * 16}),
         ]
-        hostile = run_load(server.url, clients=20, duration_s=duration_s, mix=hostile_mix)
+        hostile = run_load(server.url, clients=20, duration_s=duration_s, mix=hostile_mix, honour_retry_after=True)
         began = time.perf_counter()
         after = http_ok(f"{server.url}/v2/health/ready", timeout_s=5)
         import httpx

@@ -59,3 +59,10 @@ def test_the_overload_run_is_reported_with_statuses_and_the_answer_afterwards():
            "page_png_bytes": 68000}  # fmt: skip
     text = "\n".join(overload_lines({"overload": run}))
     assert "{'200': 40, '503': 60}" in text and "answered 200 in 3.0 ms" in text and "400.0 MiB" in text
+
+
+def test_int8_that_reads_slower_is_not_kept_even_when_it_loses_nothing():
+    cells = {"a": {"runtimes": {"onnx": {"word_accuracy": 0.99}, "onnx_int8": {"word_accuracy": 0.99}}}}
+    stages = {"onnx/end_to_end": _timing(2.0), "onnx_int8/end_to_end": _timing(5.0)}
+    verdict = int8_verdict(cells, stages)
+    assert verdict["kept"] is False and verdict["end_to_end_p50_ratio_to_float"] == 2.5

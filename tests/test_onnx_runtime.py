@@ -135,3 +135,19 @@ def test_without_tensorflow_an_artifact_without_onnx_fails_saying_how_to_export_
     assert done.returncode == 0, done.stderr[-3000:]
     assert "REFUSED" in done.stdout
     assert f"python -m wordocr.onnx_export {old}" in done.stdout
+
+
+def test_a_batch_larger_than_one_call_is_read_in_chunks_with_the_same_logits(model_dir, monkeypatch):
+    from wordocr import onnx_recognizer
+    from wordocr.onnx_recognizer import OnnxRecognizer
+
+    reader = OnnxRecognizer.load(str(model_dir))
+    images = _images()
+    whole = reader.logits(images)
+    monkeypatch.setattr(onnx_recognizer, "MAX_IMAGES_PER_CALL", 3)
+    calls = []
+    run = reader._session.run
+    monkeypatch.setattr(reader, "_session", type("Spy", (), {"run": lambda self, *a: calls.append(a) or run(*a)})())
+    chunked = reader.logits(images)
+    assert [len(feed[onnx_recognizer.INPUT_NAME]) for _, feed in calls] == [3, 3, 2]
+    assert np.abs(chunked - whole).max() < LOGIT_TOLERANCE
