@@ -21,6 +21,7 @@ import pytest
 
 from pipelines import run_local
 from pipelines.console import plain_text
+from tools.processes import start_process
 from wordocr import shards
 from wordocr.publish import current_model
 
@@ -117,7 +118,7 @@ def _free_port() -> int:
 
 def test_serve_only_serves_the_deployed_model_on_localhost(deployed_workdir):
     port = _free_port()
-    process = subprocess.Popen(
+    process = start_process(
         [sys.executable, "-m", "pipelines.run_local", "--workdir", str(deployed_workdir), "--serve-only",
          "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
