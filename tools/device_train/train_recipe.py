@@ -92,7 +92,8 @@ def train_recipe(recipe: Recipe, workdir: Path, workers: int) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m tools.device_train.train_recipe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, required=True, help="datasets, checkpoints, model and run.json")
     parser.add_argument("--recipe", choices=list(RECIPES), default="cluster", help="default: %(default)s")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
