@@ -39,6 +39,11 @@ class _Job:
     queued_at: float = field(default_factory=time.perf_counter)
 
 
+@dataclass
+class _Ticket:
+    used: bool = False
+
+
 @dataclass(frozen=True)
 class SharedRun:
     """The model run a job was read in: its images and the requests (jobs) they came from."""
@@ -89,23 +94,31 @@ class MicroBatcher:
 
     @contextlib.contextmanager
     def expecting(self):
-        """Around a request's decoding: the batcher may wait for it to join the current batch."""
+        """Around a request's decoding and its ``submit(images, ticket)``: the batcher may wait for
+        it to join the current batch. Submitting with the ticket hands the expectation over to the
+        queued job in one step, so a run never starts in the gap between the two."""
+        ticket = _Ticket()
         with self._changed:
             self._expected += 1
         try:
-            yield
+            yield ticket
         finally:
-            with self._changed:
-                self._expected -= 1
-                self._changed.notify()
+            if not ticket.used:  # decoding failed, or the job was never submitted
+                with self._changed:
+                    self._expected -= 1
+                    self._changed.notify()
 
-    async def submit(self, images: np.ndarray) -> tuple[list[Any], SharedRun]:
+    async def submit(self, images: np.ndarray, ticket: _Ticket | None = None) -> tuple[list[Any], SharedRun]:
         """The results for ``images`` (``[n, H, W]``), read in a batch with whatever else is queued,
         and what that model run held."""
         loop = asyncio.get_running_loop()
         job = _Job(images, loop, loop.create_future())
         with self._changed:
+            if ticket is not None and not ticket.used:
+                ticket.used = True
+                self._expected -= 1
             if self._stopped:
+                self._changed.notify()
                 raise RuntimeError("the inference thread has stopped")
             self._jobs.append(job)
             self._changed.notify()

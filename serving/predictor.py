@@ -150,9 +150,9 @@ class WordOCRModel(Model):
         self.admission.enter(len(items), encoded)
         try:
             loop = asyncio.get_running_loop()
-            with self.batcher.expecting():
+            with self.batcher.expecting() as ticket:
                 images, pngs = await loop.run_in_executor(self._decoders, self._prepare, items)
-            recognitions, run = await self.batcher.submit(images)
+                recognitions, run = await self.batcher.submit(images, ticket)
         finally:
             self.admission.leave(len(items), encoded)
         if response_headers is not None:

@@ -113,14 +113,11 @@ def test_a_run_waits_for_a_request_still_being_decoded():
     batcher = MicroBatcher(model, max_batch=64, max_wait_s=30)
 
     async def scenario():
-        decoding = batcher.expecting()
-        decoding.__enter__()  # a second request is being decoded
-        first = asyncio.ensure_future(batcher.submit(job(1)))
-        await asyncio.sleep(0.05)
-        assert not first.done()  # the run waits for it ...
-        second = asyncio.ensure_future(batcher.submit(job(2)))
-        decoding.__exit__(None, None, None)
-        return await asyncio.gather(first, second)
+        with batcher.expecting() as ticket:  # a second request is being decoded
+            first = asyncio.ensure_future(batcher.submit(job(1)))
+            await asyncio.sleep(0.05)
+            assert not first.done()  # the run waits for it ...
+            return await asyncio.gather(first, batcher.submit(job(2), ticket))
 
     try:
         results = asyncio.run(asyncio.wait_for(scenario(), timeout=20))
@@ -128,6 +125,29 @@ def test_a_run_waits_for_a_request_still_being_decoded():
         batcher.stop()
     assert model.batches == [[1, 2]]  # ... and both are read in one run
     assert [rows for rows, _ in results] == [[1], [2]]
+
+
+def test_a_request_that_fails_to_decode_stops_the_run_waiting_for_it():
+    model = GatedModel()
+    model.gate.set()
+    batcher = MicroBatcher(model, max_batch=64, max_wait_s=30)
+
+    async def scenario():
+        first = None
+        try:
+            with batcher.expecting():
+                first = asyncio.ensure_future(batcher.submit(job(1)))
+                await asyncio.sleep(0.05)
+                raise ValueError("unreadable image")
+        except ValueError:
+            pass
+        return await first
+
+    try:
+        rows, run = asyncio.run(asyncio.wait_for(scenario(), timeout=20))
+    finally:
+        batcher.stop()
+    assert rows == [1] and run.requests == 1
 
 
 def test_stopping_fails_waiting_jobs_instead_of_hanging():
