@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.gcs import GcsServer, run_gcs_server
-from tests.serving_server import MAX_REQUEST_BYTES, Server, running_server
+from tests.support.gcs import GcsServer, run_gcs_server
 from tests.support.processes import adopt_orphans, kill_descendants, left_running, reap_zombie_children
-from tests.tiny_data import TINY_SPEC
+from tests.support.serving_server import MAX_REQUEST_BYTES, Server, running_server
+from tests.support.tiny_data import TINY_SPEC
 from wordocr.alphabet import DEFAULT_ALPHABET
 
 # The fixtures here that start a server process: a test that uses one, directly or through another

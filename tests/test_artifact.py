@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.tiny_data import TINY_SPEC, TINY_WORDS, make_samples
+from tests.support.tiny_data import TINY_SPEC, TINY_WORDS, make_samples
 from wordocr import artifact
 from wordocr.alphabet import Alphabet
 from wordocr.model import TINY_MODEL_SIZE, build_model

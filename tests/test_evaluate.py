@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.tiny_data import TINY_WORDS, make_samples, tiny_trained_fixture, write_dataset  # noqa: F401
+from tests.support.tiny_data import TINY_WORDS, make_samples, tiny_trained_fixture, write_dataset  # noqa: F401
 from wordocr.evaluate import evaluate, main
 
 pytestmark = pytest.mark.slow

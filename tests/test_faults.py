@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gcs import TEST_BUCKET, RestartableGcsServer
-from tests.tiny_data import write_tiny_datasets
+from tests.support.gcs import TEST_BUCKET, RestartableGcsServer
+from tests.support.tiny_data import write_tiny_datasets
 from wordocr import generate, shards, storage
 from wordocr.dataset_spec import DatasetSpec
 

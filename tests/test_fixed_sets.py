@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.tiny_data import TINY_WORDS, render_word, tiny_trained_fixture  # noqa: F401
+from tests.support.tiny_data import TINY_WORDS, render_word, tiny_trained_fixture  # noqa: F401
 from tools.fixed_sets import build, evaluate, load_set, main, save_set, set_path
 from wordocr import generate
 from wordocr.dataset_spec import DatasetSpec

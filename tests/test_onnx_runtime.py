@@ -10,7 +10,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from tests.tiny_data import TINY_SPEC, TINY_WORDS, make_samples, tiny_trained_fixture  # noqa: F401
+from tests.support.tiny_data import TINY_SPEC, TINY_WORDS, make_samples, tiny_trained_fixture  # noqa: F401
 from wordocr import artifact
 from wordocr.onnx_export import ONNX_FILE, export_artifact
 

@@ -5,7 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from tests.tiny_data import TINY_WORDS, make_samples, tiny_trained_fixture  # noqa: F401
+from tests.support.tiny_data import TINY_WORDS, make_samples, tiny_trained_fixture  # noqa: F401
 from wordocr.recognizer import Recognizer
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ readings is what is tested; the network's part is covered in test_recognizer.py)
 import numpy as np
 import pytest
 
-from tests.tiny_data import TINY_SPEC
+from tests.support.tiny_data import TINY_SPEC
 from wordocr.alphabet import Alphabet
 from wordocr.recognizer import Recognizer
 from wordocr.second_look import SECOND_LOOK_BELOW, heavier_strokes, lighter_strokes, variants

@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.serving_server import MODEL, running_server
+from tests.support.serving_server import MODEL, running_server
 from tests.test_serving_http import assert_v1_predictions, v1_predict, word_image_b64
 
 pytestmark = pytest.mark.slow

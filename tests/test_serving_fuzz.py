@@ -27,8 +27,8 @@ from PIL import Image
 from pydantic import ValidationError
 
 from serving.payloads import parse_v1, parse_v2
+from tests.support.tiny_data import TINY_SPEC, render_word
 from tests.test_serving_http import MAX_REQUEST_BYTES, MODEL
-from tests.tiny_data import TINY_SPEC, render_word
 from wordocr.alphabet import DEFAULT_ALPHABET
 from wordocr.preprocess import InvalidImageError, decode_image_bytes, preprocess
 

@@ -19,7 +19,7 @@ import pytest
 import requests
 from PIL import Image
 
-from tests.serving_server import (  # noqa: F401 (shared with other serving tests)
+from tests.support.serving_server import (  # noqa: F401 (shared with other serving tests)
     MAX_INSTANCES,
     MAX_REQUEST_BYTES,
     MODEL,
@@ -28,7 +28,7 @@ from tests.serving_server import (  # noqa: F401 (shared with other serving test
     _free_port,
     running_server,
 )
-from tests.tiny_data import TINY_SPEC, render_word
+from tests.support.tiny_data import TINY_SPEC, render_word
 from wordocr.alphabet import DEFAULT_ALPHABET
 
 # --------------------------------------------------------------------------- helpers

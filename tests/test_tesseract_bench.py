@@ -5,7 +5,7 @@ import re
 import pytest
 
 from bench import run, tesseract
-from tests.tiny_data import render_word, write_dataset
+from tests.support.tiny_data import render_word, write_dataset
 from wordocr.config import DEFAULT_INPUT_SPEC
 from wordocr.metrics import character_error_rate, word_accuracy
 from wordocr.shards import Sample

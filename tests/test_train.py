@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.tiny_data import TINY_WORDS, tiny_train_config, tiny_trained_fixture, write_tiny_datasets  # noqa: F401
+from tests.support.tiny_data import TINY_WORDS, tiny_train_config, tiny_trained_fixture, write_tiny_datasets  # noqa: F401
 from wordocr import char_lm
 from wordocr.alphabet import Alphabet
 from wordocr.artifact import load_language_model, read_spec

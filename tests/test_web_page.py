@@ -26,8 +26,8 @@ import requests
 from PIL import Image
 
 from serving.web_page import UI_PATH
+from tests.support.tiny_data import TINY_SPEC
 from tests.test_serving_http import MODEL, Server, _free_port, v1_predict, word_image_b64
-from tests.tiny_data import TINY_SPEC
 from tools.processes import start_process, stop_process, wait_until_ready
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

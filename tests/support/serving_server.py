@@ -20,7 +20,7 @@ import pytest
 from tools.processes import http_ok, start_process, stop_process, wait_until_ready
 
 MODEL = "word-ocr"
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 120.0
 MAX_INSTANCES = 256  # serving.payloads.DEFAULT_LIMITS.max_instances
 MAX_REQUEST_BYTES = 2_000_000  # the test server's --max_request_bytes

@@ -71,7 +71,7 @@ def write_dataset(samples: Sequence[shards.Sample], uri: str, split: str = "trai
     ]
     shards.write_manifest(
         shards.Manifest(split=split, input_spec=spec.to_dict(), alphabet=alphabet.chars, shards=infos,
-                        params={"source": "tests/tiny_data.py"}),
+                        params={"source": "tests/support/tiny_data.py"}),
         uri,
     )
     return uri
@@ -101,7 +101,7 @@ _TRAINED: dict[str, object] = {}
 def tiny_trained_fixture(tmp_path_factory):
     """(TrainResult, train_uri, val_uri) of one tiny run, trained once per test session and shared.
 
-    To use it, import it into a test module (``from tests.tiny_data import tiny_trained_fixture``)
+    To use it, import it into a test module (``from tests.support.tiny_data import tiny_trained_fixture``)
     and ask for ``tiny_trained``.
     """
     if "result" not in _TRAINED:
