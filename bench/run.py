@@ -369,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from serving.predictor import resolve_artifact_uri
     from wordocr.config import InputSpec
+    from wordocr.publish import resolve_artifact_uri
 
     try:
         artifact_uri = resolve_artifact_uri(args.model)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from serving.overload import (
     over_pixel_budget,
 )
 from serving.payloads import ParsedRequest, ServingLimits, WorkItem
+from wordocr.publish import resolve_artifact_uri
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +39,6 @@ RUNTIMES = ("onnx", "keras")  # wordocr.recognizer.load_reader's; named here to 
 DEFAULT_RUNTIME = "onnx"
 # Which model run read a request: "images=12; requests=5" (shared with 4 other requests).
 BATCH_HEADER = "x-model-batch"
-
-
-def resolve_artifact_uri(model_dir: str) -> str:
-    """The artifact to load: ``model_dir`` itself, or the version its ``current.json`` names.
-
-    ``model_dir`` may be an artifact folder or a published model's folder
-    (``<serving_root>/<model_name>``, see :mod:`wordocr.publish`). When KServe's storage
-    initializer copied a whole model folder to /mnt/models, the pointer's version is loaded from
-    the local copy; otherwise from the URI the pointer records.
-    """
-    from wordocr import artifact, publish, storage
-
-    if storage.exists(storage.join(model_dir, artifact.SPEC_FILE)):
-        return model_dir
-    pointer_uri = storage.join(model_dir, publish.POINTER_NAME)
-    if not storage.exists(pointer_uri):
-        raise FileNotFoundError(
-            f"{model_dir} holds neither a model artifact ({artifact.SPEC_FILE}) nor a {publish.POINTER_NAME}"
-        )
-    pointer = json.loads(storage.read_bytes(pointer_uri))
-    local_copy = storage.join(model_dir, pointer["version"])
-    chosen = local_copy if storage.exists(storage.join(local_copy, artifact.SPEC_FILE)) else pointer["uri"]
-    log.info("%s points at version %s: loading %s", model_dir, pointer["version"], chosen)
-    return chosen
 
 
 @dataclass

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from serving.__main__ import main, parse_args
-from serving.predictor import resolve_artifact_uri
 from wordocr import publish
+from wordocr.publish import resolve_artifact_uri
 
 
 def _artifact(folder):

@@ -78,9 +78,9 @@ def load_set(path: Path) -> tuple[list[np.ndarray], list[str], list[str]]:
 
 def evaluate(model: str, folder: Path, second_look_below: float | None = None) -> dict[str, dict]:
     """Per set: ``wordocr.evaluate``'s metrics, with every misread image in ``example_errors``."""
-    from serving.predictor import resolve_artifact_uri
     from wordocr.evaluate import score_samples
     from wordocr.preprocess import preprocess
+    from wordocr.publish import resolve_artifact_uri
     from wordocr.recognizer import Recognizer
     from wordocr.shards import Sample
 

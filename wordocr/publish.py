@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 
-from wordocr import storage
+from wordocr import artifact, storage
 
 log = logging.getLogger(__name__)
 
@@ -45,3 +45,25 @@ def current_model(serving_root: str, model_name: str) -> dict | None:
     if not storage.exists(uri):
         return None
     return json.loads(storage.read_bytes(uri))
+
+
+def resolve_artifact_uri(model_dir: str) -> str:
+    """The artifact to load: ``model_dir`` itself, or the version its ``current.json`` names.
+
+    ``model_dir`` may be an artifact folder or a published model's folder
+    (``<serving_root>/<model_name>``, as ``publish_model`` writes it). When KServe's storage
+    initializer copied a whole model folder to /mnt/models, the pointer's version is loaded from
+    the local copy; otherwise from the URI the pointer records.
+    """
+    if storage.exists(storage.join(model_dir, artifact.SPEC_FILE)):
+        return model_dir
+    pointer_uri = storage.join(model_dir, POINTER_NAME)
+    if not storage.exists(pointer_uri):
+        raise FileNotFoundError(
+            f"{model_dir} holds neither a model artifact ({artifact.SPEC_FILE}) nor a {POINTER_NAME}"
+        )
+    pointer = json.loads(storage.read_bytes(pointer_uri))
+    local_copy = storage.join(model_dir, pointer["version"])
+    chosen = local_copy if storage.exists(storage.join(local_copy, artifact.SPEC_FILE)) else pointer["uri"]
+    log.info("%s points at version %s: loading %s", model_dir, pointer["version"], chosen)
+    return chosen
