@@ -75,8 +75,21 @@ submit: $(STAMP) ## start a run on Kubeflow Pipelines (KFP_HOST=..., SERVING_ROO
 	$(PY) -m pipelines.submit --host "$(KFP_HOST)" --experiment "$(EXPERIMENT)" --serving-root "$(SERVING_ROOT)" \
 		$(if $(REGISTRY),--registry $(REGISTRY)) $(if $(IMAGE_VERSION),--image-version $(IMAGE_VERSION)) $(SUBMIT_FLAGS)
 
-lock: ## re-resolve requirements*.txt from requirements*.in, and the trainer's images/requirements-gpu.txt
-	$(PYTHON) tools/lock.py
+# `make lock`: pip-compile (pip-tools) in a venv of its own, so no lock lists the tool that writes it.
+# An existing lock is pip-compile's starting point: its pins stay unless the .in files rule them out.
+# The locks are resolved against PyPI alone (a pip.conf's find-links and extra indexes are ignored),
+# so every --hash is one of PyPI's files for that release.
+LOCK_VENV ?= out/lock-venv
+PIP_TOOLS := pip-tools==7.6.2
+PIP_COMPILE = env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_CONFIG_FILE=/dev/null \
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
+	--no-strip-extras --no-emit-index-url --no-emit-find-links
+
+lock: ## re-resolve requirements*.txt from requirements*.in with pip-compile, and the trainer's images/requirements-gpu.txt
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && $(LOCK_VENV)/bin/pip install -q $(PIP_TOOLS); }
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
+	$(PIP_COMPILE) -o requirements-predictor.txt requirements-predictor.in
 	$(PYTHON) images/gpu_requirements.py
 
 # Where `make images` / `make push` tag the images; empty: components/images.py's REGISTRY and VERSION
