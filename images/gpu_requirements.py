@@ -58,6 +58,12 @@ def pins(lock_text: str) -> dict[str, str]:
     return found
 
 
+def _release(version: str) -> str:
+    """``version`` with its numbers in PEP 440's normal form: pip-compile writes ``3.2`` for a
+    release whose metadata, and pip's resolve report, say ``3.002``."""
+    return ".".join(str(int(part)) if part.isdigit() else part for part in version.split("."))
+
+
 def swap_tensorflow(lock_text: str) -> str:
     """The lock's pins with ``tensorflow-cpu==X`` replaced by ``tensorflow[and-cuda]==X``."""
     locked = pins(lock_text)
@@ -112,8 +118,8 @@ def gpu_lock(lock_text: str) -> str:
     text += "".join(f"{name}=={added[name]}\n" for name in sorted(added))
     # Everything else must resolve to the lock's own versions: the CUDA build adds wheels, nothing more.
     # Compared by distribution: the lock names requirements with extras (tensorflow[and-cuda], uvicorn[standard]).
-    wanted = {name.split("[")[0]: version for name, version in pins(text).items()}
-    drift = [f"{n}=={v}" for n, v in resolved.items() if wanted.get(n) != v] + problems(lock_text, text)
+    wanted = {name.split("[")[0]: _release(version) for name, version in pins(text).items()}
+    drift = [f"{n}=={v}" for n, v in resolved.items() if wanted.get(n) != _release(v)] + problems(lock_text, text)
     if drift:
         raise SystemExit(f"the CUDA build does not fit the lock: {drift}")
     return text

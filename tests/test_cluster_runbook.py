@@ -158,7 +158,7 @@ def test_the_images_are_pushed_with_the_tag_the_digest_is_read_from():
 
 def test_kubeflow_pipelines_is_the_release_not_the_development_setup():
     version = re.search(r"^export PIPELINE_VERSION=(\S+)$", "\n".join(commands()), flags=re.M).group(1)
-    sdk = re.search(r"^kfp==(\S+)$", (REPO / "requirements.txt").read_text(), flags=re.M).group(1)
+    sdk = re.search(r"^kfp==(\S+)", (REPO / "requirements.txt").read_text(), flags=re.M).group(1)
     assert version.split(".")[:2] == sdk.split(".")[:2], f"backend {version} for the kfp {sdk} SDK"
     installs = [line for line in commands() if "github.com/kubeflow/pipelines/manifests/kustomize/env/" in line]
     assert [re.search(r"/env/([^?]+)\?", line).group(1) for line in installs] == ["platform-agnostic"]
