@@ -310,9 +310,13 @@ def test_predictor_requests_and_limits_cpu_and_memory(overlay):
         assert 0 < request <= limit, f"{resource}: request {request} > limit {limit}"
     # The predictor's peak memory as `make bench` last measured it: the limit leaves room above it,
     # so a change that makes the predictor heavier fails here before it is OOM-killed in a cluster.
-    peak = json.loads(BENCH_REPORT.read_text())["http"]["predictor_peak_rss_mib"] * 2**20
+    report = json.loads(BENCH_REPORT.read_text())
+    peak = report["http"]["predictor_peak_rss_mib"] * 2**20
     assert quantity(resources["limits"]["memory"]) >= 1.25 * peak
     assert quantity(resources["requests"]["memory"]) >= peak
+    # Hostile load (the largest accepted images and batches) must stay under the limit too.
+    hostile_peak = report["overload"]["predictor_peak_rss_mib"] * 2**20
+    assert quantity(resources["limits"]["memory"]) >= 1.25 * hostile_peak
     assert quantity(resources["limits"]["cpu"]) <= 2, "one worker per container: scale with replicas, not cores"
 
 
