@@ -137,8 +137,9 @@ def test_both_submit_commands_roll_out_the_pushed_predictor_by_digest_to_the_ove
 
     make = next(line for line in commands() if line.startswith("make submit "))
     variables = shlex.split(expand(make))[2:]
+    # Under `make test` this make is a sub-make, which would print "Entering directory" lines.
     dry = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "submit", *variables],
+        ["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "submit", *variables],
         cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     argv = shlex.split(dry.stdout.replace("\\\n", " ").strip().splitlines()[-1])
