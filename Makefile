@@ -111,7 +111,7 @@ run-containers: $(STAMP) images ## the compiled pipeline with every task in its 
 serve-image: $(STAMP) ## serve the model `make run` published from the predictor image, as KServe runs it (PORT=8080)
 	$(PY) -m images.predictor_container --model $(WORKDIR)/serving/word-ocr --port $(PORT)
 
-test-images: $(STAMP) images ## build the images, run the pipeline in them and serve from the predictor image (~10 min)
+test-images: $(STAMP) images ## build the images, run the pipeline in them and serve from the predictor image (~12 min)
 	WORDOCR_IMAGE_TESTS=1 $(BIN)/pytest -q tests/test_container_images.py
 
 bench-images: $(STAMP) images ## image sizes, predictor cold start, RSS after load and under load -> bench/images-report.json

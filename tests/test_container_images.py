@@ -3,10 +3,10 @@
 the published model as the InferenceService starts it.
 
 Opt-in (`make test-images` sets WORDOCR_IMAGE_TESTS=1): building all three images from nothing
-takes about 12 minutes here and 10 GB of disk, more than `make test` may spend; with the images
-built, this module takes about 8 minutes. It needs podman (or a docker daemon) and, where the
-default base image cannot be pulled, mmdebstrap. No Kubernetes: the pod's settings are mirrored
-on one container (images/predictor_container.py).
+took 23 minutes on 2 busy cores and needs about 21 GB of disk, more than `make test` may spend;
+with the images current, this module took 11.5 minutes. It needs podman (or a docker daemon)
+and, where the default base image cannot be pulled, mmdebstrap. No Kubernetes: the pod's
+settings are mirrored on one container (images/predictor_container.py).
 """
 
 from __future__ import annotations
