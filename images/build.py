@@ -133,10 +133,12 @@ def explain_push_failure(image: str, output: str, returncode: int) -> str:
            f"docker login {registry}) or set REGISTRY to one you may push to"
 
 
-def build(engine: Engine, names: list[str], registry: str, version: str, dry_run: bool = False) -> dict[str, float]:
-    """Build ``names``; seconds each build took."""
+def build(engine: Engine, names: list[str], registry: str, version: str, dry_run: bool = False,
+          min_free_bytes: float | None = None) -> dict[str, float]:
+    """Build ``names``; seconds each build took. ``min_free_bytes``: refuse to start with less free
+    disk (default: what the largest of ``names`` needs)."""
     revision = os.environ.get("GIT_REVISION") or git_revision()
-    needed = max(NEEDED_BYTES.get(name, 4 * 2**30) for name in names)
+    needed = max(NEEDED_BYTES.get(name, 4 * 2**30) for name in names) if min_free_bytes is None else min_free_bytes
     if not dry_run and free_bytes() < needed:
         raise EngineError(f"not enough disk space to build {', '.join(names)}: {free_bytes() / 2**30:.1f} GiB free, "
                           f"about {needed / 2**30:.0f} GiB needed")
@@ -196,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engine", choices=["docker", "podman", "buildah"],
                         help="default: docker if its daemon answers, else podman, else buildah")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--min-free-gib", type=float,
+                        help="refuse to build with less free disk (default: what the largest image needs, "
+                             f"{max(NEEDED_BYTES.values()) / 2**30:.0f} GiB for the trainer)")
     args = parser.parse_intermixed_args(argv)
 
     unknown = sorted(set(args.names) - set(image_names()))
@@ -207,7 +212,8 @@ def main(argv: list[str] | None = None) -> None:
     engine = find_engine(args.engine)
     names = args.names or image_names()
     if args.action == "build":
-        build(engine, names, args.registry, args.version, args.dry_run)
+        min_free = None if args.min_free_gib is None else args.min_free_gib * 2**30
+        build(engine, names, args.registry, args.version, args.dry_run, min_free)
     else:
         push(engine, names, args.registry, args.version, args.dry_run)
 

@@ -400,11 +400,15 @@ def _calls(bin_dir: Path) -> list[str]:
     return (bin_dir / "calls").read_text().splitlines() if (bin_dir / "calls").exists() else []
 
 
-def _build_script(bin_dir: Path, *args: str) -> subprocess.CompletedProcess:
+def _build_script(bin_dir: Path, *args: str, min_free_gib: str = "0") -> subprocess.CompletedProcess:
+    """The build script against the stand-ins; this machine's free disk is not the test's business
+    (``min_free_gib``) except where a test sets it."""
     cert = bin_dir / "ca.crt"
     cert.write_text("-----BEGIN CERTIFICATE-----\n")
     env = {"PATH": str(bin_dir), "GIT_REVISION": "abc123", "HOME": str(bin_dir), "PIP_CERT": str(cert),
            "WORDOCR_CONTAINERS_STATE": str(bin_dir / "state")}
+    if args and args[0] == "build":
+        args = (*args, "--min-free-gib", min_free_gib)
     return subprocess.run([sys.executable, "-m", "images.build", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
 
@@ -497,6 +501,15 @@ def test_build_stops_at_the_first_failure_with_one_line(tmp_path):
     assert done.returncode != 0
     assert "build of ghcr.io/word-ocr/components:0.1.0 ran out of disk space" in done.stderr.strip().splitlines()[-1]
     assert len([c for c in _calls(tmp_path) if c.startswith("podman build")]) == 1
+
+
+def test_too_little_disk_stops_before_anything_is_built(tmp_path):
+    _fake(tmp_path, "podman")
+    done = _build_script(tmp_path, "build", "trainer", min_free_gib="1000000")
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: not enough disk space to build trainer: ") and "1000000 GiB needed" in last
+    assert not [c for c in _calls(tmp_path) if " build " in f" {c} "]
 
 
 def test_a_refused_push_says_how_to_log_in(tmp_path):
