@@ -95,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     from components.images import REGISTRY, VERSION
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # One line per request from the load's HTTP client would bury the report.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(prog="python -m images.measure", description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("out/serving/word-ocr"),
                         help="published model folder (`make run` writes it; default: %(default)s)")
