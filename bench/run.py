@@ -60,18 +60,6 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
-def _timed_interleaved(fns: dict, repeats: int) -> dict[str, list[float]]:
-    """Each function's call times in ms, the functions taking turns: on a shared machine a noisy
-    spell then slows every stage alike instead of whichever was being timed."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return times
-
-
 def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, tesseract=None,
                    readers: dict | None = None) -> dict:  # fmt: skip
     """Our model per font set x tier; with a ``TesseractReader``, Tesseract on the same images too.
@@ -170,7 +158,7 @@ def bench_tesseract_in_process(reader, spec, repeats: int) -> dict:
     words = ["game", "word", "recognition", "ox", "kubeflow"]
     images = [preprocess(render_request_word(w), spec) for w in words]
     repeats = max(10, repeats // 3)  # about 10 ms an image: a third of our repeats is plenty
-    times = _timed_interleaved(
+    times = runtimes.timed_interleaved(
         {"upscale": lambda: reader.prepare(images[0]), "read_one": lambda: reader.read_one(images[0])}, repeats
     )
     single = {name: percentiles(values) for name, values in times.items()}

@@ -97,7 +97,9 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _timed(fns: dict, repeats: int) -> dict[str, list[float]]:
+def timed_interleaved(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Each function's call times in ms, the functions taking turns: on a shared machine a noisy
+    spell then slows every stage alike instead of whichever was being timed."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
@@ -139,7 +141,7 @@ def stage_profile(readers: dict, repeats: int) -> dict:
         fns[f"{name}/model_logits"] = lambda r=reader: r.logits(one)
         fns[f"{name}/recognize_top3"] = lambda r=reader: r.recognize(one, top_k=3)
         fns[f"{name}/end_to_end"] = end_to_end(reader)
-    return {name: percentiles(values) for name, values in _timed(fns, repeats).items()}
+    return {name: percentiles(values) for name, values in timed_interleaved(fns, repeats).items()}
 
 
 def throughput(readers: dict, images_per_turn: int = 1024) -> dict:

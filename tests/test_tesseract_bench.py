@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from bench import run, tesseract
+from bench import run, runtimes, tesseract
 from tests.support.tiny_data import render_word, write_dataset
 from wordocr.config import DEFAULT_INPUT_SPEC
 from wordocr.metrics import character_error_rate, word_accuracy
@@ -94,7 +94,7 @@ def test_report_lists_short_word_accuracy_per_cell():
 
 def test_stages_are_timed_in_turns():
     calls = []
-    times = run._timed_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
+    times = runtimes.timed_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3)
     assert calls == ["a", "b"] * 3
     assert {name: len(samples) for name, samples in times.items()} == {"a": 3, "b": 3}
     assert all(t >= 0 for samples in times.values() for t in samples)
