@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from images.engine import Engine, EngineError, free_bytes
+from images.engine import Engine, EngineError, free_bytes, last_line
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "images" / "components.Dockerfile"
@@ -76,7 +76,7 @@ def try_pull(engine: Engine, image: str) -> str:
         return f"no answer in {PULL_TIMEOUT_S} s"
     if pulled.returncode == 0:
         return ""
-    return (pulled.stderr.strip().splitlines() or [f"exit {pulled.returncode}"])[-1]
+    return last_line(pulled.stderr, pulled.returncode)
 
 
 def make_local_base(engine: Engine, image: str = LOCAL_BASE) -> str:
@@ -93,12 +93,12 @@ def make_local_base(engine: Engine, image: str = LOCAL_BASE) -> str:
         print("+", " ".join(command), flush=True)
         made = subprocess.run(command, capture_output=True, text=True)
         if made.returncode:
-            last = (made.stderr.strip().splitlines() or [f"exit {made.returncode}"])[-1]
+            last = last_line(made.stderr, made.returncode)
             raise EngineError(f"mmdebstrap could not make the {SUITE} base ({last}); it needs Debian's package "
                               "mirror and root (or unshare) rights")
         imported = import_rootfs(engine, tar, image)
         if imported.returncode:
-            last = (imported.stderr.strip().splitlines() or [f"exit {imported.returncode}"])[-1]
+            last = last_line(imported.stderr, imported.returncode)
             raise EngineError(f"could not import the base image into {engine.name}: {last}")
     return image
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from images.base import default_base, resolve_base
-from images.engine import STATE_DIR, Engine, EngineError, find_engine, free_bytes
+from images.engine import STATE_DIR, Engine, EngineError, find_engine, free_bytes, last_line
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = ROOT / "images"
@@ -122,14 +122,12 @@ def explain_build_failure(image: str, output: str, returncode: int) -> str:
     if "could not find a version" in lowered or "certificate verify failed" in lowered:
         return f"build of {image}: pip could not reach the package index from the build container; set PIP_CERT to " \
                "this machine's CA bundle if its TLS goes through a proxy"
-    last = [line for line in output.strip().splitlines() if line.strip()][-1:] or [f"exit {returncode}"]
-    return f"build of {image} failed (exit {returncode}): {last[0].strip()}"
+    return f"build of {image} failed (exit {returncode}): {last_line(output, returncode)}"
 
 
 def explain_push_failure(image: str, output: str, returncode: int) -> str:
     registry = image.split("/", 1)[0]
-    last = [line for line in output.strip().splitlines() if line.strip()][-1:] or [f"exit {returncode}"]
-    return f"push of {image} was refused ({last[0].strip()}): log in first (podman login {registry} / " \
+    return f"push of {image} was refused ({last_line(output, returncode)}): log in first (podman login {registry} / " \
            f"docker login {registry}) or set REGISTRY to one you may push to"
 
 

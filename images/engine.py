@@ -57,6 +57,12 @@ class Engine:
         )
 
 
+def last_line(output: str, returncode: int) -> str:
+    """The last non-blank line a failed command printed (its complaint), or its exit code."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit {returncode}"
+
+
 def host_limits() -> dict[str, tuple[int, int]]:
     """nofile and nproc for containers: this host's hard limits (nproc capped), soft = hard."""
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from images.engine import Engine, EngineError, find_engine
+from images.engine import Engine, EngineError, find_engine, last_line
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "manifests" / "base" / "inferenceservice.yaml"
@@ -164,8 +164,8 @@ def start(image: str, model_dir: Path, host_port: int, engine: Engine | None = N
     started_at = time.monotonic()
     done = engine.run(*args, check=False, capture=True)
     if done.returncode:
-        last = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
-        raise EngineError(f"could not start {image}: {last} (build it with `make images`)")
+        raise EngineError(f"could not start {image}: {last_line(done.stderr, done.returncode)} "
+                          "(build it with `make images`)")
     return RunningPredictor(engine, name, f"http://127.0.0.1:{host_port}", spec, started_at)
 
 

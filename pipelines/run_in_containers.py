@@ -34,7 +34,7 @@ from pathlib import Path
 from images.engine import Engine, EngineError, find_engine
 from pipelines.compile import COMPILED_PATH
 from pipelines.run_local import pipeline_arguments
-from tools.processes import start_process
+from tools.processes import start_process, stop_process
 from wordocr.recipes import QUICK
 
 log = logging.getLogger("word-ocr")
@@ -65,12 +65,7 @@ def docker_api(engine: Engine, workdir: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        service.terminate()
-        try:
-            service.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
+        stop_process(service, 10)
         socket.unlink(missing_ok=True)
 
 
