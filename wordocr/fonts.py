@@ -32,11 +32,27 @@ TRAIN_FAMILIES = (
     "archivo-narrow", "cabin", "exo-2", "karla", "zilla-slab", "dm-sans", "ibm-plex-serif", "kalam",
     "quicksand", "outfit", "dosis", "maven-pro",
 )  # fmt: skip
+# Held out to test: never trained on, never used to choose a model. Condensed and monospaced
+# faces are the hardest to read (narrow letters, few pixels each), so the set has two of each
+# beyond the ordinary faces.
 HELDOUT_FAMILIES = (
     "arimo", "inter", "pt-sans", "jost", "source-serif-4", "literata", "vollkorn", "jetbrains-mono",
-    "sanchez",
+    "sanchez", "pt-sans-narrow", "saira-condensed", "dm-mono", "geist-mono",
 )  # fmt: skip
-FONT_SETS = ("train", "heldout", "all")
+# Held out to choose: experiments compare training changes on these faces (condensed and
+# monospaced ones among them), so the held-out test faces stay unseen by every choice made.
+VALIDATION_FAMILIES = (
+    "encode-sans", "overpass", "roboto-condensed", "ibm-plex-sans-condensed", "fira-code", "roboto-mono",
+)  # fmt: skip
+CONDENSED_FAMILIES = frozenset({
+    "barlow-condensed", "archivo-narrow", "oswald", "pt-sans-narrow", "saira-condensed", "roboto-condensed",
+    "ibm-plex-sans-condensed",
+})  # fmt: skip
+MONOSPACED_FAMILIES = frozenset({
+    "source-code-pro", "ibm-plex-mono", "inconsolata", "space-mono", "jetbrains-mono", "dm-mono", "geist-mono",
+    "fira-code", "roboto-mono",
+})  # fmt: skip
+FONT_SETS = ("train", "heldout", "validation", "all")
 
 # Weight instances taken from each variable font (clamped to the font's range): light to
 # heavy strokes, without the hairline extremes that vanish at small sizes.
@@ -152,9 +168,20 @@ def families(font_set: str) -> tuple[str, ...]:
         return TRAIN_FAMILIES
     if font_set == "heldout":
         return HELDOUT_FAMILIES
+    if font_set == "validation":
+        return VALIDATION_FAMILIES
     if font_set == "all":
-        return TRAIN_FAMILIES + HELDOUT_FAMILIES
+        return TRAIN_FAMILIES + HELDOUT_FAMILIES + VALIDATION_FAMILIES
     raise ValueError(f"unknown font set {font_set!r}; expected one of {FONT_SETS}")
+
+
+def family_style(family: str) -> str:
+    """"condensed", "monospaced" or "regular": the kind of face, for reports per kind."""
+    if family in CONDENSED_FAMILIES:
+        return "condensed"
+    if family in MONOSPACED_FAMILIES:
+        return "monospaced"
+    return "regular"
 
 
 def font_faces(font_set: str) -> list[FontFace]:
