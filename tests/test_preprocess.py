@@ -79,3 +79,23 @@ def test_too_wide_words_are_squashed_to_fit():
 def test_other_input_specs_are_honoured():
     spec = InputSpec(height=48, width=256)
     assert preprocess(render_request_word("spec"), spec).shape == (48, 256)
+
+
+def _ink_width(image: np.ndarray) -> int:
+    columns = np.flatnonzero(image.min(axis=0) < 128)
+    return int(columns[-1] - columns[0] + 1)
+
+
+def test_narrow_words_are_widened_up_to_max_widen_and_never_past_the_input():
+    word = render_request_word("ill")
+    kept, widened = preprocess(word, InputSpec(max_widen=1.0)), preprocess(word, InputSpec(max_widen=2.0))
+    assert 1.8 < _ink_width(widened) / _ink_width(kept) <= 2.05
+    long_word = render_request_word("characteristically")
+    assert _ink_width(preprocess(long_word, InputSpec(max_widen=2.0))) <= SPEC.width - 4
+
+
+def test_an_input_spec_without_max_widen_keeps_the_aspect_ratio():
+    recorded = {"height": 32, "width": 192, "width_downsample": 4, "max_word_length": 16}
+    spec = InputSpec.from_dict(recorded)
+    assert spec.max_widen == 1.0 and spec == InputSpec(max_widen=1.0)
+    assert InputSpec.from_dict({**recorded, "max_widen": 1.5}).max_widen == 1.5

@@ -20,12 +20,17 @@ class InputSpec:
     (the preprocessing normalises polarity). The CRNN downsamples the width by
     ``width_downsample`` so it emits ``width // width_downsample`` CTC time steps; CTC needs
     at least ``2 * max_word_length + 1`` of them to spell doubled letters.
+
+    ``max_widen``: a word narrower than the input is widened, up to this factor, towards filling
+    it, so narrow letters (condensed faces, i, l, t, doubled letters) span more time steps; 1
+    keeps the word's aspect ratio (what every artifact without the field was trained on).
     """
 
     height: int = 32
     width: int = 192
     width_downsample: int = 4
     max_word_length: int = 16
+    max_widen: float = 1.0
 
     @property
     def time_steps(self) -> int:
@@ -36,8 +41,8 @@ class InputSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> InputSpec:
-        fields = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: int(v) for k, v in data.items() if k in fields})
+        fields = cls.__dataclass_fields__
+        return cls(**{k: float(v) if k == "max_widen" else int(v) for k, v in data.items() if k in fields})
 
 
 DEFAULT_INPUT_SPEC = InputSpec()

@@ -3,8 +3,9 @@
 Geometry decides whether a model reads sizes and margins it never saw, so the image is
 normalised rather than merely resized: polarity to dark ink on light paper, a crop to the ink
 (found on a smoothed copy, ignoring specks and far-away clutter), contrast stretched so the ink
-is black and the paper white, then scaled to the input height, left-aligned and padded to the
-input width (squashed horizontally only if the word would not fit).
+is black and the paper white, then scaled to the input height, widened by up to the spec's
+``max_widen`` towards the input width, left-aligned and padded to the input width (squashed
+horizontally only if the word would not fit).
 
 Each step has its module: ``gray`` (any array or PIL image to uint8 gray), ``word_finder``
 (where the word is, on what paper), ``paper`` (levels and lighting), ``word_box`` (the word's
@@ -57,7 +58,8 @@ def preprocess(image: np.ndarray | Image.Image, spec: InputSpec = DEFAULT_INPUT_
 
     inner_height = spec.height - 2 * OUTPUT_MARGIN
     inner_width = spec.width - 2 * OUTPUT_MARGIN
-    width = max(1, min(inner_width, round(crop.shape[1] * inner_height / crop.shape[0])))
+    natural_width = crop.shape[1] * inner_height / crop.shape[0]
+    width = max(1, min(inner_width, round(natural_width * spec.max_widen)))
     resized = Image.fromarray(crop).resize((width, inner_height), Image.Resampling.BILINEAR, reducing_gap=3.0)
 
     levels = stretch_table(crop, found.inverted, found.paper)

@@ -1,0 +1,117 @@
+"""Try one training change: train a recipe with it and read the validation faces, tier by tier.
+
+    python -m tools.training_trial --name widen2 --max-widen 2 [--width-downsample 2] [--recipe local]
+
+Choices between training changes are made on the validation faces (wordocr.fonts'
+``VALIDATION_FAMILIES``: never trained on, never tested), so the held-out test faces stay unseen
+by every choice. Each trial writes ``WORKDIR/NAME/trial.json``: the input geometry and training
+options it changed, training time and throughput, and per tier word accuracy, CER, the worst
+families and the word classes CTC finds hard. Datasets are made once per input geometry and
+reused by every trial that shares it. docs/experiments.md records what the trials measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from wordocr.config import DEFAULT_INPUT_SPEC, InputSpec
+from wordocr.dataset_spec import DatasetSpec
+from wordocr.recipes import BENCH_TIERS, recipe_named
+
+log = logging.getLogger("training_trial")
+
+VALIDATION_FONT_SET = "validation"
+# The seed of the validation-face images (validation words, as the recipe's val split draws them,
+# but another draw of them).
+TRIAL_TEST_SEED = 23
+
+
+def _spec_id(spec: InputSpec) -> str:
+    return f"{spec.height}x{spec.width}-d{spec.width_downsample}-w{spec.max_widen:g}"
+
+
+def _dataset(workdir: Path, spec: InputSpec, name: str, dataset: DatasetSpec) -> str:
+    from wordocr.generate import generate_dataset
+
+    out = workdir / "data" / _spec_id(spec) / name
+    generate_dataset(str(out), dataclasses.replace(dataset, input_spec=spec), workers=os.cpu_count() or 1)
+    return str(out)
+
+
+def run_trial(name: str, workdir: Path, spec: InputSpec, recipe_name: str, samples_per_tier: int,
+              settings: dict) -> dict:  # fmt: skip
+    """Train ``recipe_name`` (with ``settings`` changed) on data of geometry ``spec``; read the
+    validation faces; return (and write) the trial's record."""
+    from wordocr.evaluate import evaluate
+    from wordocr.train import train
+
+    recipe = recipe_named(recipe_name).with_settings(**settings)
+    seed = recipe.training.seed
+    train_uri = _dataset(workdir, spec, f"train-{recipe.train_samples}-s{seed}",
+                         DatasetSpec("train", recipe.train_samples, seed, tier=recipe.train_tier,
+                                     num_shards=recipe.num_shards))  # fmt: skip
+    val_uri = _dataset(workdir, spec, f"val-{recipe.val_samples}-s{seed}",
+                       DatasetSpec("val", recipe.val_samples, seed, tier=recipe.train_tier, num_shards=1))
+    model_dir = workdir / name / "model"
+    started = time.monotonic()
+    result = train(train_uri, val_uri, str(model_dir), recipe.training)
+    train_s = time.monotonic() - started
+    record: dict = {
+        "name": name,
+        "recipe": recipe_name,
+        "settings": settings,
+        "input_spec": spec.to_dict(),
+        "train_seconds": round(train_s, 1),
+        "train_result": dataclasses.asdict(result) if dataclasses.is_dataclass(result) else str(result),
+        "validation_faces": {},
+    }
+    for tier in BENCH_TIERS:
+        data = _dataset(workdir, spec, f"validation-{tier}-{samples_per_tier}",
+                        DatasetSpec("val", samples_per_tier, TRIAL_TEST_SEED, tier=tier,
+                                    font_set=VALIDATION_FONT_SET, num_shards=1))  # fmt: skip
+        metrics = evaluate(str(model_dir), data)
+        record["validation_faces"][tier] = {
+            key: metrics[key] for key in metrics if key not in ("artifact_uri", "dataset_uri", "per_length")
+        }
+        log.info("%s: validation faces %s: word accuracy %.4f", name, tier, metrics["word_accuracy"])
+    out = workdir / name / "trial.json"
+    out.write_text(json.dumps(record, indent=2, default=str))
+    log.info("wrote %s", out)
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m tools.training_trial", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--name", required=True, help="the trial's name: its folder under --workdir")
+    parser.add_argument("--workdir", default="out/trials", help="trials and their datasets (default: %(default)s)")
+    parser.add_argument("--recipe", default="local", help="the recipe trained (default: %(default)s)")
+    parser.add_argument("--samples", type=int, default=1000,
+                        help="validation-face images per tier (default: %(default)s)")
+    parser.add_argument("--width", type=int, default=DEFAULT_INPUT_SPEC.width, help="input width in pixels")
+    parser.add_argument("--width-downsample", type=int, default=DEFAULT_INPUT_SPEC.width_downsample,
+                        help="input columns per CTC time step")
+    parser.add_argument("--max-widen", type=float, default=DEFAULT_INPUT_SPEC.max_widen,
+                        help="widen narrow words by up to this factor (1: keep the aspect ratio)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="change one of the recipe's training settings, e.g. --set epochs=6")
+    args = parser.parse_args(argv)
+    spec = dataclasses.replace(DEFAULT_INPUT_SPEC, width=args.width, width_downsample=args.width_downsample,
+                               max_widen=args.max_widen)
+    settings = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        kind = type(recipe_named(args.recipe).settings()[key])
+        settings[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    run_trial(args.name, Path(args.workdir), spec, args.recipe, args.samples, settings)
+
+
+if __name__ == "__main__":
+    main()
