@@ -1,7 +1,9 @@
-"""A picture of a bench report: word accuracy per cell beside Tesseract's, and single-image latency.
+"""Pictures of a bench report: word accuracy per cell beside Tesseract's, and single-image latency
+(``report.png``); word accuracy per font family on hard text, condensed and monospaced faces
+marked (``report-faces.png``).
 
-``bench.run`` writes it as ``report.png`` beside ``report.json``; this draws it again from any
-saved report (a model's before and after, the GPU run's):
+``bench.run`` writes them beside ``report.json``; this draws them again from any saved report (a
+model's before and after, the GPU run's):
 
     python -m bench.plot bench/report.json [OUT.png]
 """
@@ -13,6 +15,12 @@ import io
 import json
 import sys
 from pathlib import Path
+
+from bench.per_face import RANK_TIER, family_rows, grid
+
+# How each style of face is drawn in the per-family plot: colour and hatch (the hatch marks it
+# without colour too).
+STYLE_LOOK = {"regular": ("tab:blue", ""), "condensed": ("tab:orange", "//"), "monospaced": ("tab:green", "..")}
 
 
 def accuracy_bars(report: dict) -> tuple[list[str], list[float | None], list[float | None]]:
@@ -30,8 +38,8 @@ def accuracy_bars(report: dict) -> tuple[list[str], list[float | None], list[flo
 def latency_bars(report: dict) -> list[tuple[str, float, float]]:
     """``(what, p50 ms, p99 ms)`` for one image: in process, each HTTP endpoint, Tesseract."""
     rows = [(f"in-process {name}", r["p50_ms"], r["p99_ms"])
-            for name, r in report["in_process"]["single_image"].items()]  # fmt: skip
-    rows += [(f"HTTP {name}", r["p50_ms"], r["p99_ms"]) for name, r in report["http"].items()
+            for name, r in report.get("in_process", {}).get("single_image", {}).items()]  # fmt: skip
+    rows += [(f"HTTP {name}", r["p50_ms"], r["p99_ms"]) for name, r in report.get("http", {}).items()
              if isinstance(r, dict) and "p50_ms" in r and name != "load" and "batch" not in name]  # fmt: skip
     peer = report.get("tesseract") or {}
     read_one = peer.get("in_process", {}).get("single_image", {}).get("read_one")
@@ -71,15 +79,74 @@ def plot_report(report: dict) -> bytes:
     p50 = [p for _, p, _ in latency]
     p99 = [p for _, _, p in latency]
     rows = range(len(latency))
-    lat_ax.barh(rows, p99, color="tab:orange", alpha=0.35, label="p99")
-    lat_ax.barh(rows, p50, color="tab:orange", label="p50")
-    lat_ax.set_yticks(list(rows), names, fontsize=8)
-    lat_ax.invert_yaxis()
-    lat_ax.set_xlabel("ms for one image")
     lat_ax.set_title("Latency, one image")
-    lat_ax.legend(loc="lower right")
+    if latency:
+        lat_ax.barh(rows, p99, color="tab:orange", alpha=0.35, label="p99")
+        lat_ax.barh(rows, p50, color="tab:orange", label="p50")
+        lat_ax.set_yticks(list(rows), names, fontsize=8)
+        lat_ax.invert_yaxis()
+        lat_ax.set_xlabel("ms for one image")
+        lat_ax.legend(loc="lower right")
+    else:  # an --accuracy-only report
+        lat_ax.text(0.5, 0.5, "not measured (accuracy only)", ha="center", va="center", transform=lat_ax.transAxes)
+        lat_ax.set_axis_off()
 
     fig.suptitle(f"word-ocr bench, {report.get('created', '')} ({report.get('machine', '')})", fontsize=10)
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=100)
+    plt.close(fig)
+    return out.getvalue()
+
+
+def face_bars(report: dict, tier: str = RANK_TIER) -> dict[str, list[tuple[str, str, float, int]]]:
+    """Per font set with per-family figures in ``tier``: ``(family, style, word accuracy in
+    percent, images)``, worst first; font sets without any are left out."""
+    font_sets, _ = grid(report)
+    bars = {}
+    for font_set in font_sets:
+        rows = [(row["name"], row["style"], 100 * row["tiers"][tier]["word_accuracy"], row["tiers"][tier]["count"])
+                for row in family_rows(report, font_set) if tier in row["tiers"]]  # fmt: skip
+        if rows:
+            bars[font_set] = sorted(rows, key=lambda r: (r[2], r[0]))
+    return bars
+
+
+def plot_faces(report: dict, tier: str = RANK_TIER) -> bytes | None:
+    """Word accuracy per font family in ``tier`` as PNG bytes: a panel per font set, one bar per
+    family, worst at the top, condensed and monospaced faces coloured and hatched; None for a
+    report without per-family figures."""
+    bars = face_bars(report, tier)
+    if not bars:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    heights = [len(rows) for rows in bars.values()]
+    fig, axes = plt.subplots(len(bars), 1, figsize=(9, 1.2 + 0.24 * sum(heights) + 0.7 * len(bars)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)  # fmt: skip
+    lowest = min(value for rows in bars.values() for _, _, value, _ in rows)
+    for ax, (font_set, rows) in zip(axes[:, 0], bars.items(), strict=True):
+        positions = range(len(rows))
+        looks = [STYLE_LOOK.get(style, STYLE_LOOK["regular"]) for _, style, _, _ in rows]
+        drawn = ax.barh(list(positions), [value for _, _, value, _ in rows], color=[c for c, _ in looks],
+                        edgecolor="white")  # fmt: skip
+        for bar, (_, hatch) in zip(drawn, looks, strict=True):
+            bar.set_hatch(hatch)
+        ax.bar_label(drawn, labels=[f"{value:.1f} ({count})" for _, _, value, count in rows], fontsize=7, padding=2)
+        ax.set_yticks(list(positions), [name for name, _, _, _ in rows], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(max(0.0, lowest - 10), 104)
+        ax.set_title(f"{font_set} fonts", fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel(f"word accuracy on {tier} text, % (images)")
+    legend = [Patch(facecolor=color, hatch=hatch, edgecolor="white", label=style)
+              for style, (color, hatch) in STYLE_LOOK.items()]  # fmt: skip
+    axes[0, 0].legend(handles=legend, loc="upper right", fontsize=8)  # the best faces are at the bottom
+    fig.suptitle(f"Word accuracy per font family, {tier} text, worst first ({report.get('created', '')})",
+                 fontsize=10)  # fmt: skip
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=100)
@@ -90,17 +157,23 @@ def plot_report(report: dict) -> bytes:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("report", type=Path, help="a bench report.json")
-    parser.add_argument("out", type=Path, nargs="?", help="the PNG to write (default: report.png beside it)")
+    parser.add_argument("out", type=Path, nargs="?", help="the PNG to write (default: report.png beside it); "
+                        "the per-family plot goes beside it, its name ending in -faces.png")
     args = parser.parse_args(argv)
     try:
         report = json.loads(args.report.read_text())
         png = plot_report(report)
+        faces = plot_faces(report)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"cannot plot {args.report}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     out = args.out or args.report.with_name("report.png")
     out.write_bytes(png)
     print(f"wrote {out}")
+    if faces is not None:
+        faces_out = out.with_name(f"{out.stem}-faces.png")
+        faces_out.write_bytes(faces)
+        print(f"wrote {faces_out}")
     return 0
 
 

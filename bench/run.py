@@ -1,12 +1,15 @@
 """Measure the deployed model and write ``bench/report.json``, ``report.md`` and ``report.png``.
 
     python -m bench.run --model out/serving/word-ocr [--samples 1000] [--requests 300]
+    python -m bench.run --model out/gpu-model --accuracy-only --font-sets validation --out out/bench-validation
 
 What it measures, each on this machine (2 shared CPU cores: numbers are noisy, compare runs
 on the same machine only):
 - accuracy and CER per degradation tier (clean, noisy, hard; and tight: clean text cropped flush
   with its ink) on words never trained on (letters alone excepted), in the
-  training fonts and in the held-out fonts the model never saw;
+  training fonts and in the held-out fonts the model never saw (``--font-sets``: the validation
+  fonts too, or instead); and in each cell per font family, per style of face (condensed,
+  monospaced, regular) and per word class (words with a doubled letter, with an i, l, t or j);
 - in-process latency of one image (render, preprocess, model, decode) and batched throughput;
 - latency of each HTTP endpoint over loopback against the real ModelServer, and its peak RSS;
 - model size, training throughput (from the artifact), generation throughput on one core;
@@ -18,6 +21,9 @@ on the same machine only):
   (``bench/runtimes.py``, ``bench/serving_bench.py``, table in ``bench/comparison.py``);
 - an overload run: the bounded queue's 503s and the pixel budget's 413s under hostile load,
   peak memory, and an answer afterwards.
+
+``--accuracy-only`` measures the accuracy alone (Tesseract's too, where installed), in minutes:
+for comparing training changes.
 
 Tests never read what this writes: the committed reference they check the manifests against is
 ``bench/reference/report.json``, copied from a report deliberately.
@@ -38,15 +44,18 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import comparison, runtimes, serving_bench
-from bench.plot import plot_report
+from bench import comparison, per_face, runtimes, serving_bench
+from bench.plot import plot_faces, plot_report
 from wordocr.recipes import BENCH_FONT_SETS, BENCH_TIERS
 
 log = logging.getLogger("bench")
 
 REPORT_DIR = Path(__file__).parent
-# The grid every model is measured on, named once with the recipes.
+# The grid every model is measured on, named once with the recipes; validation fonts on request.
 TIERS, FONT_SETS = BENCH_TIERS, BENCH_FONT_SETS
+CHOOSABLE_FONT_SETS = ("train", "heldout", "validation")
+# Each cell's breakdowns kept in the report (per face file and per length are left to evaluate's).
+CELL_BREAKDOWNS = ("per_family", "per_style", "per_word_class")
 THROUGHPUT_TURNS = 3
 
 
@@ -61,11 +70,13 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
 
 
 def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, tesseract=None,
-                   readers: dict | None = None) -> dict:  # fmt: skip
-    """Our model per font set x tier; with a ``TesseractReader``, Tesseract on the same images too.
+                   readers: dict | None = None, font_sets: tuple[str, ...] = FONT_SETS) -> dict:  # fmt: skip
+    """Our model per font set x tier, each cell also per family, style of face and word class;
+    with a ``TesseractReader``, Tesseract on the same images too.
 
     ``readers`` (``bench.runtimes.load_readers``): the cell's metrics are the served runtime's, and
-    each runtime's accuracy and readings beside them (``runtimes``)."""
+    each runtime's accuracy and readings beside them (``runtimes``); without them, the served
+    runtime's reader alone."""
     from bench.runtimes import SERVED, compare_readings
     from wordocr.dataset_spec import DatasetSpec
     from wordocr.evaluate import evaluate
@@ -74,7 +85,7 @@ def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, te
 
     recognizer = readers[SERVED] if readers else load_reader(artifact_uri)
     results = {}
-    for font_set in FONT_SETS:
+    for font_set in font_sets:
         for tier in TIERS:
             data = workdir / f"test-{font_set}-{tier}"
             dataset = DatasetSpec("test", samples, seed, tier=tier, font_set=font_set, num_shards=1)
@@ -85,6 +96,7 @@ def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, te
                 "cer": round(metrics["cer"], 4),
                 "count": metrics["count"],
                 "short_words_accuracy": _short_word_accuracy(metrics),
+                **rounded_breakdowns(metrics),
             }
             if readers:
                 results[f"{font_set}/{tier}"]["runtimes"] = compare_readings(readers, str(data))
@@ -98,29 +110,43 @@ def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, te
     return results
 
 
+def rounded_breakdowns(metrics: dict) -> dict:
+    """``CELL_BREAKDOWNS`` of evaluate's metrics, accuracy and CER to 4 places."""
+    return {
+        name: {key: {"count": r["count"], "word_accuracy": round(r["word_accuracy"], 4), "cer": round(r["cer"], 4)}
+               for key, r in metrics.get(name, {}).items()}
+        for name in CELL_BREAKDOWNS
+    }  # fmt: skip
+
+
 def evaluate_tesseract(reader, dataset_uri: str) -> dict:
-    """Tesseract's word accuracy and CER on every sample of a dataset (the ones ``evaluate`` reads)."""
+    """Tesseract's word accuracy and CER on every sample of a dataset (the ones ``evaluate`` reads),
+    and the same ``CELL_BREAKDOWNS`` as ours."""
     from wordocr import shards
+    from wordocr.evaluate import breakdowns
     from wordocr.metrics import character_error_rate, word_accuracy
 
-    preds, truths = [], []
+    preds, truths, fonts = [], [], []
     for sample in shards.iter_samples(dataset_uri):
         preds.append(reader.read_one(sample.image))
         truths.append(sample.text)
+        fonts.append(sample.font)
     return {
         "word_accuracy": round(word_accuracy(preds, truths), 4),
         "cer": round(character_error_rate(preds, truths), 4),
         "count": len(truths),
+        **rounded_breakdowns(breakdowns(preds, truths, fonts)),
     }
 
 
 def _short_word_lines(report: dict) -> list[str]:
     """The same cells for 1-3 letter words only (they count like the rest; this shows they do)."""
-    lines = ["", "Short words (1-3 letters) only:", "", "| fonts | " + " | ".join(TIERS) + " |",
-             "|---|" + "---|" * len(TIERS)]  # fmt: skip
-    for font_set in FONT_SETS:
+    font_sets, tiers = per_face.grid(report)
+    lines = ["", "Short words (1-3 letters) only:", "", "| fonts | " + " | ".join(tiers) + " |",
+             "|---|" + "---|" * len(tiers)]  # fmt: skip
+    for font_set in font_sets:
         cells = []
-        for tier in TIERS:
+        for tier in tiers:
             value = report["accuracy"].get(f"{font_set}/{tier}", {}).get("short_words_accuracy")
             cells.append("-" if value is None else f"{value:.1%}")
         lines.append(f"| {font_set} | " + " | ".join(cells) + " |")
@@ -259,17 +285,30 @@ def model_facts(artifact_uri: str) -> dict:
 
 
 def markdown(report: dict) -> str:
+    """The report as markdown: accuracy, per family and word class, then (unless the run measured
+    accuracy only) speed, memory and the runtimes side by side."""
+    font_sets, tiers = per_face.grid(report)
     lines = ["# word-ocr bench", "", f"Machine: {report['machine']}", "", "## Word accuracy (CER)", "",
-             "| fonts | " + " | ".join(TIERS) + " |", "|---|" + "---|" * len(TIERS)]  # fmt: skip
-    for font_set in FONT_SETS:
+             "| fonts | " + " | ".join(tiers) + " |", "|---|" + "---|" * len(tiers)]  # fmt: skip
+    for font_set in font_sets:
         cells = []
-        for tier in TIERS:
+        for tier in tiers:
             r = report["accuracy"].get(f"{font_set}/{tier}")
             cells.append(f"{r['word_accuracy']:.1%} ({r['cer']:.3f})" if r else "-")
         lines.append(f"| {font_set} | " + " | ".join(cells) + " |")
     lines += _short_word_lines(report)
     lines += _tesseract_accuracy_lines(report)
-    lines += ["", "## Latency", "", "| what | p50 ms | p99 ms |", "|---|---|---|"]
+    lines += per_face.word_class_lines(report)
+    lines += per_face.family_lines(report)
+    if "in_process" not in report:
+        lines += ["", "Accuracy only (`--accuracy-only`): no latency, throughput, HTTP or memory measured."]
+        return "\n".join(lines) + "\n"
+    lines += _performance_lines(report)
+    return "\n".join(lines) + "\n"
+
+
+def _performance_lines(report: dict) -> list[str]:
+    lines = ["", "## Latency", "", "| what | p50 ms | p99 ms |", "|---|---|---|"]
     for name, r in report["in_process"]["single_image"].items():
         lines.append(f"| in-process {name} | {r['p50_ms']} | {r['p99_ms']} |")
     for name, r in report["http"].items():
@@ -297,7 +336,7 @@ def markdown(report: dict) -> str:
     lines += comparison.stage_lines(report)
     lines += comparison.runtime_accuracy_lines(report)
     lines += comparison.overload_lines(report)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _tesseract_accuracy_lines(report: dict) -> list[str]:
@@ -306,12 +345,13 @@ def _tesseract_accuracy_lines(report: dict) -> list[str]:
         return []
     if not peer.get("available"):
         return ["", peer["note"]]
+    font_sets, tiers = per_face.grid(report)
     lines = ["", "## Ours vs Tesseract on the same images: word accuracy (CER)", "", peer["note"], "",
-             "| fonts | " + " | ".join(f"{t}: ours | {t}: Tesseract" for t in TIERS) + " |",
-             "|---|" + "---|" * 2 * len(TIERS)]  # fmt: skip
-    for font_set in FONT_SETS:
+             "| fonts | " + " | ".join(f"{t}: ours | {t}: Tesseract" for t in tiers) + " |",
+             "|---|" + "---|" * 2 * len(tiers)]  # fmt: skip
+    for font_set in font_sets:
         cells = []
-        for tier in TIERS:
+        for tier in tiers:
             r = report["accuracy"].get(f"{font_set}/{tier}") or {}
             for side in (r, r.get("tesseract")):
                 cells.append(f"{side['word_accuracy']:.1%} ({side['cer']:.3f})" if side else "-")
@@ -335,6 +375,17 @@ def _tesseract_or_note(spec) -> tuple[object | None, dict]:
                     "note": note}  # fmt: skip
 
 
+def write_report(report: dict, out: Path) -> None:
+    """report.json, report.md, report.png and (with per-family figures) report-faces.png under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(markdown(report))
+    (out / "report.png").write_bytes(plot_report(report))
+    faces = plot_faces(report)
+    if faces is not None:
+        (out / "report-faces.png").write_bytes(faces)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -353,7 +404,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="images per batch size, runtime and turn of the throughput runs (default: %(default)s)")
     parser.add_argument("--load-seconds", type=float, default=serving_bench.LOAD_SECONDS,
                         help="seconds of each HTTP load run (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=REPORT_DIR, help="where report.json/.md/.png go")
+    parser.add_argument("--out", type=Path, default=REPORT_DIR,
+                        help="where report.json, report.md, report.png and report-faces.png go")
+    parser.add_argument("--font-sets", nargs="+", choices=CHOOSABLE_FONT_SETS, default=list(FONT_SETS),
+                        metavar="SET", help="the font sets whose cells are measured, of "
+                        f"{', '.join(CHOOSABLE_FONT_SETS)} (default: %(default)s); validation: faces never "
+                        "trained on nor tested, for choosing between training changes")
+    parser.add_argument("--accuracy-only", action="store_true",
+                        help="measure accuracy alone (per cell, family, style and word class; Tesseract's too "
+                        "where installed) and skip latency, throughput, the runtimes, HTTP and load: minutes, for "
+                        "comparing training changes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -365,38 +425,42 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         log.error("%s; run `make run` first or pass --model", exc)
         return 2
+    font_sets = tuple(dict.fromkeys(args.font_sets))
     report: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": model_facts(artifact_uri),
+        "font_sets": list(font_sets),
+        "tiers": list(TIERS),
+        "accuracy_only": args.accuracy_only,
     }
     spec = InputSpec.from_dict(report["model"]["input_spec"])
     reader, report["tesseract"] = _tesseract_or_note(spec)
-    readers = runtimes.load_readers(artifact_uri)
+    readers = None if args.accuracy_only else runtimes.load_readers(artifact_uri)
     try:
         with tempfile.TemporaryDirectory(prefix="word-ocr-bench-") as tmp:
             report["accuracy"] = bench_accuracy(artifact_uri, args.samples, args.seed, Path(tmp), tesseract=reader,
-                                                readers=readers)  # fmt: skip
-            report["generation"] = bench_generation(1000, Path(tmp))
-        report["runtimes"], report["in_process"] = bench_runtimes(readers, args.repeats, args.throughput_images)
-        report["runtimes"]["int8"] = runtimes.int8_verdict(report["accuracy"], report["runtimes"]["stages"])
-        if reader is not None:
-            report["tesseract"]["in_process"] = bench_tesseract_in_process(reader, spec, args.repeats)
+                                                readers=readers, font_sets=font_sets)  # fmt: skip
+            if not args.accuracy_only:
+                report["generation"] = bench_generation(1000, Path(tmp))
+        if not args.accuracy_only:
+            report["runtimes"], report["in_process"] = bench_runtimes(readers, args.repeats, args.throughput_images)
+            report["runtimes"]["int8"] = runtimes.int8_verdict(report["accuracy"], report["runtimes"]["stages"])
+            if reader is not None:
+                report["tesseract"]["in_process"] = bench_tesseract_in_process(reader, spec, args.repeats)
     finally:
         if reader is not None:
             reader.close()
     del readers  # the HTTP runs measure their servers' memory, not this process's
-    serving_bench.LOAD_SECONDS = args.load_seconds
-    latency = endpoint_latency(args.requests)
-    report["http"] = serving_bench.measure_predictor(args.model, runtimes.SERVED, latency)
-    report["http_keras"] = serving_bench.measure_predictor(args.model, runtimes.BASELINE, latency)
-    report["kserve_empty"] = serving_bench.measure_empty_kserve()
-    report["overload"] = serving_bench.overload_run(args.model, args.load_seconds)
-    report["comparison"] = comparison.comparison(report)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out / "report.md").write_text(markdown(report))
-    (args.out / "report.png").write_bytes(plot_report(report))
+    if not args.accuracy_only:
+        serving_bench.LOAD_SECONDS = args.load_seconds
+        latency = endpoint_latency(args.requests)
+        report["http"] = serving_bench.measure_predictor(args.model, runtimes.SERVED, latency)
+        report["http_keras"] = serving_bench.measure_predictor(args.model, runtimes.BASELINE, latency)
+        report["kserve_empty"] = serving_bench.measure_empty_kserve()
+        report["overload"] = serving_bench.overload_run(args.model, args.load_seconds)
+        report["comparison"] = comparison.comparison(report)
+    write_report(report, args.out)
     print(markdown(report))
     return 0
 

@@ -10,18 +10,24 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 
 import numpy as np
 
 from wordocr import shards, storage
+from wordocr.fonts import family_style
 from wordocr.metrics import character_error_rate, word_accuracy
 from wordocr.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
 MAX_EXAMPLE_ERRORS = 20
+# Letters a CTC reader loses most: a thin letter (i, l, t, j) is a column or two of ink at 32 px,
+# easily merged into its neighbour, and a doubled letter needs a blank between its two halves or
+# CTC collapses them into one ("nullify" read as "nulity", "forestalling" as "forestaling").
+THIN_LETTERS = frozenset("iltj")
+WORD_CLASSES = ("doubled_letter", "thin_letter", "other")
 
 
 def _batches(samples: Iterator[shards.Sample], size: int) -> Iterator[list[shards.Sample]]:
@@ -40,10 +46,45 @@ def _breakdown(groups: dict[Any, tuple[list[str], list[str]]]) -> dict[str, dict
     }
 
 
+def word_classes(word: str) -> tuple[str, ...]:
+    """The ``WORD_CLASSES`` a word belongs to: "doubled_letter" (the same letter twice in a row),
+    "thin_letter" (an i, l, t or j), both, or else "other"."""
+    classes = []
+    if any(a == b for a, b in pairwise(word)):
+        classes.append("doubled_letter")
+    if THIN_LETTERS.intersection(word):
+        classes.append("thin_letter")
+    return tuple(classes) or ("other",)
+
+
+def face_family(font: str) -> str:
+    """The family of a sample's recorded face (``FontFace.name`` is "family/file[@axes]"); a name
+    without a slash is taken whole."""
+    return font.partition("/")[0] or "unknown"
+
+
+def breakdowns(preds: list[str], truths: list[str], fonts: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """Count, word accuracy and CER per word length, face, family, style of face ("condensed",
+    "monospaced", "regular") and word class (``word_classes``; a word may be in two)."""
+    groups: dict[str, dict[Any, tuple[list[str], list[str]]]] = {
+        name: defaultdict(lambda: ([], [])) for name in ("per_length", "per_font", "per_family", "per_style",
+                                                         "per_word_class")
+    }  # fmt: skip
+    for pred, truth, font in zip(preds, truths, fonts, strict=True):
+        family = face_family(font or "unknown")
+        keys = [("per_length", len(truth)), ("per_font", font or "unknown"), ("per_family", family),
+                ("per_style", family_style(family))]  # fmt: skip
+        keys += [("per_word_class", name) for name in word_classes(truth)]
+        for breakdown, key in keys:
+            groups[breakdown][key][0].append(pred)
+            groups[breakdown][key][1].append(truth)
+    return {name: _breakdown(grouped) for name, grouped in groups.items()}
+
+
 def evaluate(artifact_uri: str, dataset_uri: str, batch_size: int = 256,
              recognizer: Recognizer | None = None) -> dict[str, Any]:
     """Read every sample of ``dataset_uri`` as the predictor does (beam search, reranked by the
-    artifact's spelling model if it has one) and report overall, per-length and per-font metrics."""
+    artifact's spelling model if it has one) and report overall metrics and ``breakdowns``."""
     recognizer = recognizer or Recognizer.load(artifact_uri)
     metrics = {
         "artifact_uri": artifact_uri,
@@ -71,13 +112,6 @@ def score_samples(recognizer: Recognizer, samples: Iterable[shards.Sample], batc
             truths.append(sample.text)
             fonts.append(sample.font)
 
-    by_length: dict[int, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
-    by_font: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
-    for pred, truth, font in zip(preds, truths, fonts, strict=True):
-        for groups, key in ((by_length, len(truth)), (by_font, font or "unknown")):
-            groups[key][0].append(pred)
-            groups[key][1].append(truth)
-
     scored = list(zip(preds, truths, confidences, strict=True))
     errors = [
         {"truth": t, "predicted": p, "font": f, "confidence": round(c, 4)}
@@ -90,8 +124,7 @@ def score_samples(recognizer: Recognizer, samples: Iterable[shards.Sample], batc
         "cer": character_error_rate(preds, truths),
         "mean_confidence_correct": _mean([c for p, t, c in scored if p == t]),
         "mean_confidence_wrong": _mean([c for p, t, c in scored if p != t]),
-        "per_length": _breakdown(by_length),
-        "per_font": _breakdown(by_font),
+        **breakdowns(preds, truths, fonts),
         "error_count": len(errors),
         "example_errors": errors[:max_example_errors],
     }
