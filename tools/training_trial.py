@@ -44,11 +44,7 @@ def _dataset(workdir: Path, spec: InputSpec, name: str, dataset: DatasetSpec) ->
     return str(out)
 
 
-def run_trial(name: str, workdir: Path, spec: InputSpec, recipe_name: str, samples_per_tier: int,
-              settings: dict) -> dict:  # fmt: skip
-    """Train ``recipe_name`` (with ``settings`` changed) on data of geometry ``spec``; read the
-    validation faces; return (and write) the trial's record."""
-    from wordocr.evaluate import evaluate
+def _train(workdir: Path, spec: InputSpec, recipe_name: str, settings: dict, model_dir: Path) -> dict:
     from wordocr.train import train
 
     recipe = recipe_named(recipe_name).with_settings(**settings)
@@ -58,19 +54,25 @@ def run_trial(name: str, workdir: Path, spec: InputSpec, recipe_name: str, sampl
                                      num_shards=recipe.num_shards))  # fmt: skip
     val_uri = _dataset(workdir, spec, f"val-{recipe.val_samples}-s{seed}",
                        DatasetSpec("val", recipe.val_samples, seed, tier=recipe.train_tier, num_shards=1))
-    model_dir = workdir / name / "model"
     started = time.monotonic()
     result = train(train_uri, val_uri, str(model_dir), recipe.training)
-    train_s = time.monotonic() - started
-    record: dict = {
-        "name": name,
-        "recipe": recipe_name,
-        "settings": settings,
-        "input_spec": spec.to_dict(),
-        "train_seconds": round(train_s, 1),
-        "train_result": dataclasses.asdict(result) if dataclasses.is_dataclass(result) else str(result),
-        "validation_faces": {},
-    }
+    return {"train_seconds": round(time.monotonic() - started, 1), "train_result": dataclasses.asdict(result)}
+
+
+def run_trial(name: str, workdir: Path, spec: InputSpec, recipe_name: str, samples_per_tier: int,
+              settings: dict, model: Path | None = None) -> dict:  # fmt: skip
+    """Train ``recipe_name`` (with ``settings`` changed) on data of geometry ``spec``, or take the
+    artifact ``model`` as it is; read the validation faces; return (and write) the trial's record."""
+    from wordocr.evaluate import evaluate
+
+    record: dict = {"name": name, "recipe": recipe_name, "settings": settings, "input_spec": spec.to_dict()}
+    if model is None:
+        model_dir = workdir / name / "model"
+        record.update(_train(workdir, spec, recipe_name, settings, model_dir))
+    else:
+        model_dir = model
+        record["model"] = str(model)
+    record["validation_faces"] = {}
     for tier in BENCH_TIERS:
         data = _dataset(workdir, spec, f"validation-{tier}-{samples_per_tier}",
                         DatasetSpec("val", samples_per_tier, TRIAL_TEST_SEED, tier=tier,
@@ -81,6 +83,7 @@ def run_trial(name: str, workdir: Path, spec: InputSpec, recipe_name: str, sampl
         }
         log.info("%s: validation faces %s: word accuracy %.4f", name, tier, metrics["word_accuracy"])
     out = workdir / name / "trial.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2, default=str))
     log.info("wrote %s", out)
     return record
@@ -100,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="input columns per CTC time step")
     parser.add_argument("--max-widen", type=float, default=DEFAULT_INPUT_SPEC.max_widen,
                         help="widen narrow words by up to this factor (1: keep the aspect ratio)")
+    parser.add_argument("--model", type=Path,
+                        help="read the validation faces with this artifact instead of training one (a baseline)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="change one of the recipe's training settings, e.g. --set epochs=6")
     args = parser.parse_args(argv)
@@ -110,7 +115,13 @@ def main(argv: list[str] | None = None) -> None:
         key, _, value = item.partition("=")
         kind = type(recipe_named(args.recipe).settings()[key])
         settings[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
-    run_trial(args.name, Path(args.workdir), spec, args.recipe, args.samples, settings)
+    if args.model is not None:
+        from wordocr.artifact import read_spec
+        from wordocr.publish import resolve_artifact_uri
+
+        args.model = Path(resolve_artifact_uri(str(args.model)))
+        spec = InputSpec.from_dict(read_spec(str(args.model))["input_spec"])
+    run_trial(args.name, Path(args.workdir), spec, args.recipe, args.samples, settings, args.model)
 
 
 if __name__ == "__main__":
