@@ -1,8 +1,9 @@
 """`make run`: the whole pipeline on this machine, then the predictor serving what it deployed.
 
 It runs the very compiled YAML a cluster runs (pipelines/word_ocr_pipeline.yaml) with the KFP
-local subprocess runner, writing data, models and the pipeline root under ``--workdir``; then,
-if the model passed the accuracy gate, starts the KServe ModelServer on localhost and prints
+local subprocess runner, writing data, models and the pipeline root under ``--workdir``; prints
+the gate's table (every cell's threshold, the served and the new model's reading, the verdict);
+then, if the model passed the gate, starts the KServe ModelServer on localhost and prints
 ``curl`` lines that work.
 
 The terminal shows one line per task and progress bars (pipelines/console.py); everything else,
@@ -14,11 +15,13 @@ killed outright.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import TextIO
@@ -36,6 +39,7 @@ from pipelines.console import (
 )
 from pipelines.stopping import exit_at_once_on_stop, stop_signals
 from tools.processes import http_ok, start_process, stop_process, wait_until_ready
+from wordocr.gate import Verdict
 from wordocr.recipes import RECIPES, Recipe, add_setting_flags, recipe_from_flags
 
 log = logging.getLogger("word-ocr")
@@ -53,14 +57,15 @@ def pipeline_arguments(recipe: Recipe, serving_root: Path | str, model_name: str
     return args
 
 
-def run_pipeline(workdir: Path, arguments: dict, pipeline_yaml: Path = COMPILED_PATH) -> None:
-    """Run the compiled pipeline with kfp.local; raises RuntimeError if a task fails."""
+def run_pipeline(workdir: Path, arguments: dict, pipeline_yaml: Path = COMPILED_PATH) -> Verdict:
+    """Run the compiled pipeline with kfp.local and return its output, the gate's verdict; raises
+    RuntimeError if a task fails."""
     from kfp import components, local
 
     # use_venv=False: each task runs in this venv (offline; no per-task pip install).
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "pipeline_root"))
     pipeline = components.load_component_from_file(str(pipeline_yaml))
-    pipeline(**arguments)
+    return Verdict.from_dict(json.loads(pipeline(**arguments).output))
 
 
 def curl_examples(port: int, model_name: str) -> str:
@@ -132,8 +137,8 @@ def serve(model_uri: str, model_name: str, port: int, console: TextIO, log_file:
 
 def run_pipeline_with_console(
     workdir: Path, arguments: dict, plan: RunPlan, console: TextIO, tee: LineTee, log_path: Path
-) -> bool:
-    """``run_pipeline`` with one console line per task; False (after showing the failed task's last
+) -> Verdict | None:
+    """``run_pipeline`` with one console line per task; None (after showing the failed task's last
     lines) if the pipeline failed. Stopped (Ctrl-C, SIGTERM, SIGHUP), it ends its tasks, says so and
     exits the process at once."""
     tasks = TaskConsole(console, plan)
@@ -150,8 +155,7 @@ def run_pipeline_with_console(
 
     try:
         with exit_at_once_on_stop(last_words):
-            run_pipeline(workdir, arguments)
-        return True
+            return run_pipeline(workdir, arguments)
     except RuntimeError as failure:  # kfp.local: "Pipeline ... finished with status FAILURE. Inner task failed: ..."
         log.error("%s", failure)
         for task in tasks.failed:
@@ -159,7 +163,7 @@ def run_pipeline_with_console(
             for line in task.tail:
                 say(console, "    " + line.strip()[:200])
         say(console, "\nthe pipeline failed: " + plain_text(str(failure)))
-        return False
+        return None
     finally:
         tasks.close()
         tee.on_line = None
@@ -238,32 +242,31 @@ def _run(args: argparse.Namespace, workdir: Path, console: TextIO, log_file: Tex
         before = current_model(str(serving_root), args.model_name)
         arguments = pipeline_arguments(recipe, serving_root, args.model_name)
         log.info("running %s locally with %s", COMPILED_PATH.name, arguments)
+        lowest = min(recipe.gate.values())
         say(
             console,
             f"running the pipeline with kfp.local ({recipe.name} recipe): {recipe.train_samples:,} training images, "
-            f"{recipe.training.epochs} epochs, accuracy gate {recipe.accuracy_gate:g}",
+            f"{recipe.training.epochs} epochs; the gate: {len(recipe.gate)} cells of {recipe.test_samples:,} images, "
+            f"thresholds {lowest:g}-{max(recipe.gate.values()):g}, tolerance {recipe.regression_tolerance:g}",
         )
-        plan = RunPlan(
-            images=recipe.train_samples + recipe.val_samples + recipe.test_samples,
-            epochs=recipe.training.epochs,
-            accuracy_gate=recipe.accuracy_gate,
-        )
+        plan = RunPlan(images=recipe.train_samples + recipe.val_samples, epochs=recipe.training.epochs)
         started = time.monotonic()
-        if not run_pipeline_with_console(workdir, arguments, plan, console, tee, log_path):
+        verdict = run_pipeline_with_console(workdir, arguments, plan, console, tee, log_path)
+        if verdict is None:
             return 1
         say(console, f"pipeline finished in {format_duration(time.monotonic() - started)}")
+        say(console, "\nthe gate (word accuracy per cell of the test grid):")
+        say(console, textwrap.indent(verdict.text(), "    ") + "\n")
         after = current_model(str(serving_root), args.model_name)
-        if after is None or after == before:
+        if not verdict.passed or after is None or after == before:
             say(
                 console,
-                f"error: the model stayed below the accuracy gate {recipe.accuracy_gate:g} and was not deployed; "
-                "train longer (--epochs, --train-samples) or lower --gate",
+                "error: the gate refused the model and it was not deployed; the model being served (if any) is "
+                "unchanged. Train longer (--epochs, --train-samples), or change the gate (--gate, --gate-CELL, "
+                "--regression-tolerance)",
             )
             return 2
-        say(
-            console,
-            f"deployed {after['uri']} with word accuracy {after['metrics'].get('word_accuracy', float('nan')):.4f}",
-        )
+        say(console, f"deployed {after['uri']}")
     pointer = current_model(str(serving_root), args.model_name)
     if pointer is None:
         say(console, f"error: no model has been deployed under {serving_root} yet: run without --serve-only first")

@@ -1,5 +1,9 @@
 """generate (fanned out over shards) -> train (GPU) -> evaluate -> gate -> publish -> roll out, as a KFP v2 pipeline.
 
+The gate (wordocr/gate.py) judges the test grid's readings (every tier, training and held-out
+faces) against a threshold per cell (``gate_heldout_hard``, ...) and the record of the model being
+served (no cell more than ``regression_tolerance`` worse); the pipeline's output is its verdict.
+
 The parameters' defaults are the cluster recipe's (wordocr/recipes.py: GPU training, large data);
 `pipelines.run_local` passes the local or quick recipe's, which fit two CPU cores. What each
 task requests (CPU, memory, the GPU node, retries) is in components/resources.py. Compile with `make compile`.
@@ -10,7 +14,7 @@ from kfp import dsl
 from components import resources
 from components.evaluate import evaluate_model
 from components.generate import collect_shards, generate_shard, generate_words, plan_shards
-from components.publish import publish_model, reject_model
+from components.publish import gate_model, publish_model, reject_model
 from components.rollout import roll_out_model
 from components.train import train_model
 from wordocr.recipes import CLUSTER
@@ -35,8 +39,6 @@ def word_ocr_pipeline(
     val_samples: int = CLUSTER_SETTINGS["val_samples"],
     test_samples: int = CLUSTER_SETTINGS["test_samples"],
     train_tier: str = CLUSTER_SETTINGS["train_tier"],
-    test_tier: str = CLUSTER_SETTINGS["test_tier"],
-    test_font_set: str = CLUSTER_SETTINGS["test_font_set"],
     num_shards: int = CLUSTER_SETTINGS["num_shards"],
     workers: int = 4,
     epochs: int = CLUSTER_SETTINGS["epochs"],
@@ -53,18 +55,29 @@ def word_ocr_pipeline(
     dropout: float = CLUSTER_SETTINGS["dropout"],
     mixed_precision: bool = CLUSTER_SETTINGS["mixed_precision"],
     spelling_weight: float = CLUSTER_SETTINGS["spelling_weight"],
-    accuracy_gate: float = CLUSTER_SETTINGS["accuracy_gate"],
+    regression_tolerance: float = CLUSTER_SETTINGS["regression_tolerance"],
+    gate_train_clean: float = CLUSTER_SETTINGS["gate_train_clean"],
+    gate_train_noisy: float = CLUSTER_SETTINGS["gate_train_noisy"],
+    gate_train_hard: float = CLUSTER_SETTINGS["gate_train_hard"],
+    gate_train_tight: float = CLUSTER_SETTINGS["gate_train_tight"],
+    gate_heldout_clean: float = CLUSTER_SETTINGS["gate_heldout_clean"],
+    gate_heldout_noisy: float = CLUSTER_SETTINGS["gate_heldout_noisy"],
+    gate_heldout_hard: float = CLUSTER_SETTINGS["gate_heldout_hard"],
+    gate_heldout_tight: float = CLUSTER_SETTINGS["gate_heldout_tight"],
     isvc_namespace: str = "",
     predictor_image: str = "",
     canary_percent: int = 10,
     rollout_timeout_s: int = 600,
-):
+) -> str:
     """The training options (``epochs`` to ``spelling_weight``) are wordocr.recipes.TrainConfig's:
     ``clipnorm`` 0 trains without clipping, ``steps_per_epoch`` 0 makes an epoch one pass over the
-    data, ``conv_filters`` is comma separated. ``workers``: processes per validation or test
-    generation task. ``data_root``: "" keeps datasets and the model in KFP artifacts; a folder or
-    gs://bucket/prefix puts them at {data_root}/{run id}/{train,val,test,model}. ``checkpoint_root``: "" trains without
-    checkpoints; else every epoch is saved at {checkpoint_root}/{run id}/train and a retried pod resumes.
+    data, ``conv_filters`` is comma separated. ``test_samples``: images per cell of the test grid.
+    ``gate_<font set>_<tier>``: the least word accuracy of that cell; ``regression_tolerance``: how
+    much lower than the served model's reading a cell may be (1 never refuses). ``workers``:
+    processes of the validation data's task and of the evaluate task's test grid. ``data_root``: ""
+    keeps datasets and the model in KFP artifacts; a folder or gs://bucket/prefix puts them at
+    {data_root}/{run id}/{train,val,test,model}. ``checkpoint_root``: "" trains without checkpoints;
+    else every epoch is saved at {checkpoint_root}/{run id}/train and a retried pod resumes.
     ``isvc_namespace``: "" only publishes the model under ``serving_root`` (as `make run` does); a
     namespace also rolls it out to the InferenceService ``model_name`` there, with
     ``predictor_image`` ("" keeps the InferenceService's own; `pipelines.submit` fills it with the
@@ -95,27 +108,22 @@ def word_ocr_pipeline(
     ).set_display_name("collect train shards, write the manifest")
     resources.with_retries(resources.with_resources(train_data, resources.SMALL))
 
-    small_splits = {}
-    for split, samples, tier, font_set in (
-        ("val", val_samples, train_tier, "train"),
-        ("test", test_samples, test_tier, test_font_set),
-    ):
-        task = generate_words(
-            split=split,
-            num_samples=samples,
-            seed=seed,
-            tier=tier,
-            font_set=font_set,
-            num_shards=1,
-            workers=workers,
-            data_root=data_root,
-            run_id=RUN_ID,
-        ).set_display_name(f"generate {'validation' if split == 'val' else split} data")
-        small_splits[split] = resources.with_retries(resources.with_resources(task, resources.GENERATE))
+    val_data = generate_words(
+        split="val",
+        num_samples=val_samples,
+        seed=seed,
+        tier=train_tier,
+        font_set="train",
+        num_shards=1,
+        workers=workers,
+        data_root=data_root,
+        run_id=RUN_ID,
+    ).set_display_name("generate validation data")
+    resources.with_retries(resources.with_resources(val_data, resources.GENERATE))
 
     trained = train_model(
         train_data=train_data.outputs["dataset"],
-        val_data=small_splits["val"].outputs["dataset"],
+        val_data=val_data.outputs["dataset"],
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,
@@ -139,18 +147,36 @@ def word_ocr_pipeline(
         resources.with_retries(resources.with_resources(trained, resources.TRAIN), resources.TRAIN_RETRY)
     )
 
+    # The test grid is rendered by the evaluate task itself, from a fixed seed (wordocr/test_grid.py).
     evaluation = evaluate_model(
-        model=trained.outputs["model"], test_data=small_splits["test"].outputs["dataset"]
+        model=trained.outputs["model"], test_samples=test_samples, workers=workers, data_root=data_root, run_id=RUN_ID
     ).set_display_name("evaluate")
-    resources.with_resources(evaluation, resources.EVALUATE)
-    word_accuracy = evaluation.outputs["word_accuracy"]
+    resources.with_retries(resources.with_resources(evaluation, resources.EVALUATE))
 
-    with dsl.If(word_accuracy >= accuracy_gate, name="accuracy-gate-passed"):
+    gate = gate_model(
+        readings=evaluation.outputs["Output"],
+        serving_root=serving_root,
+        model_name=model_name,
+        regression_tolerance=regression_tolerance,
+        gate_train_clean=gate_train_clean,
+        gate_train_noisy=gate_train_noisy,
+        gate_train_hard=gate_train_hard,
+        gate_train_tight=gate_train_tight,
+        gate_heldout_clean=gate_heldout_clean,
+        gate_heldout_noisy=gate_heldout_noisy,
+        gate_heldout_hard=gate_heldout_hard,
+        gate_heldout_tight=gate_heldout_tight,
+    ).set_display_name("gate")
+    # The served model is read now, not when the run was compiled or cached.
+    resources.with_resources(gate, resources.SMALL).set_caching_options(False)
+
+    with dsl.If(gate.outputs["decision"] == "publish", name="gate-passed"):
         published = publish_model(
             model=trained.outputs["model"],
             serving_root=serving_root,
             model_name=model_name,
-            word_accuracy=word_accuracy,
+            readings=evaluation.outputs["Output"],
+            replacing=gate.outputs["champion_version"],
         ).set_display_name("publish")
         # Publishing is a side effect: never answer it from the cache.
         resources.with_resources(published, resources.SMALL).set_caching_options(False)
@@ -164,6 +190,7 @@ def word_ocr_pipeline(
                 timeout_s=rollout_timeout_s,
             ).set_display_name("roll out to KServe")
             resources.with_resources(rollout, resources.SMALL).set_caching_options(False)
-    with dsl.Else(name="accuracy-gate-failed"):
-        reject = reject_model(word_accuracy=word_accuracy, accuracy_gate=accuracy_gate)
-        resources.with_resources(reject.set_display_name("reject (below gate)"), resources.SMALL)
+    with dsl.Else(name="gate-failed"):
+        reject = reject_model(verdict=gate.outputs["verdict"])
+        resources.with_resources(reject.set_display_name("reject (refused by the gate)"), resources.SMALL)
+    return gate.outputs["verdict"]

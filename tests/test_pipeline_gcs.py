@@ -11,13 +11,13 @@ import json
 import pytest
 
 from pipelines import run_local
-from wordocr import shards, storage
+from wordocr import shards, storage, test_grid
 from wordocr.publish import current_model
-from wordocr.recipes import QUICK
+from wordocr.recipes import GATE_CELLS, QUICK
 
 pytestmark = pytest.mark.slow
 
-TINY = dict(train_samples=192, val_samples=64, test_samples=64, epochs=1, num_shards=2, accuracy_gate=0.0)
+TINY = dict(train_samples=192, val_samples=64, test_samples=64, epochs=1, num_shards=2)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +43,9 @@ def test_train_shards_and_their_manifest_are_in_the_bucket(gcs_run):
     assert storage.list_names(train_uri) == sorted(
         [shards.MANIFEST_NAME, "preview.png", *(s.name for s in manifest.shards)]
     )
-    for split, count in (("val", 64), ("test", 64)):
-        assert shards.read_manifest(server.uri("runs", run_id, split)).count == count
+    assert shards.read_manifest(server.uri("runs", run_id, "val")).count == 64
+    for cell in GATE_CELLS:  # the evaluate task's test grid, 64 images per cell
+        assert shards.read_manifest(test_grid.cell_uri(server.uri("runs", run_id, "test"), cell)).count == 64
 
 
 def test_the_model_artifact_and_checkpoints_are_in_the_bucket(gcs_run):

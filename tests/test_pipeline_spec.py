@@ -6,6 +6,7 @@ import yaml
 
 from components import resources
 from pipelines.compile import COMPILED_PATH, compile_pipeline
+from wordocr.recipes import CLUSTER, GATE_CELLS, gate_setting
 
 
 @cache
@@ -34,32 +35,85 @@ def test_compiled_yaml_is_up_to_date(tmp_path):
 
 def test_pipeline_parameters_and_defaults():
     params = _spec()["root"]["inputDefinitions"]["parameters"]
-    assert params["accuracy_gate"]["defaultValue"] == 0.95
     assert "defaultValue" not in params["serving_root"], "the serving root is the user's, never a machine path"
     # "" = KFP artifacts / no checkpoints: no machine path or bucket is baked into the spec.
     assert params["data_root"]["defaultValue"] == ""
     assert params["checkpoint_root"]["defaultValue"] == ""
     assert params["num_shards"]["defaultValue"] == 8
-    for name in ("train_samples", "epochs", "seed", "test_tier", "model_name"):
+    for name in ("train_samples", "epochs", "seed", "test_samples", "model_name"):
         assert name in params
 
 
-def test_deploy_is_guarded_by_the_accuracy_gate():
+def test_every_cell_of_the_grid_has_a_threshold_parameter_and_the_tolerance_one():
+    params = _spec()["root"]["inputDefinitions"]["parameters"]
+    gate_params = {name for name in params if name.startswith("gate_")}
+    assert gate_params == {gate_setting(cell) for cell in GATE_CELLS} and len(gate_params) == 8
+    for cell in GATE_CELLS:
+        assert params[gate_setting(cell)] == {
+            "defaultValue": CLUSTER.gate[cell], "isOptional": True, "parameterType": "NUMBER_DOUBLE"
+        }
+        assert 0.8 < CLUSTER.gate[cell] < 1.0, "a cluster threshold a trained model could not (or any would) meet"
+    assert params["regression_tolerance"]["defaultValue"] == CLUSTER.regression_tolerance
+    assert 0.0 < CLUSTER.regression_tolerance < 0.05
+    assert "accuracy_gate" not in params and "test_tier" not in params and "test_font_set" not in params
+    # The gate task takes every threshold from its pipeline parameter.
+    gate_inputs = _root_tasks()["gate-model"]["inputs"]["parameters"]
+    for name in [*gate_params, "regression_tolerance", "serving_root", "model_name"]:
+        assert gate_inputs[name] == {"componentInputParameter": name}, name
+
+
+def _branches() -> dict:
     [branches_task] = [t for t in _root_tasks().values() if t["componentRef"]["name"].startswith("comp-condition-")]
     branches = _spec()["components"][branches_task["componentRef"]["name"]]["dag"]["tasks"]
-    by_name = {task["taskInfo"]["name"]: task for task in branches.values()}
-    gate = by_name["accuracy-gate-passed"]["triggerPolicy"]["condition"]
-    assert "word_accuracy" in gate and ">=" in gate and "accuracy_gate" in gate
-    assert by_name["accuracy-gate-failed"]["triggerPolicy"]["condition"].startswith("!(")
+    return {task["taskInfo"]["name"]: task for task in branches.values()}
 
-    deploy_branch = _spec()["components"][by_name["accuracy-gate-passed"]["componentRef"]["name"]]
+
+def test_the_evaluate_task_renders_the_grid_and_reports_every_cell():
+    evaluate = _root_tasks()["evaluate-model"]
+    assert evaluate["inputs"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "train-model"
+    params = evaluate["inputs"]["parameters"]
+    assert params["test_samples"] == {"componentInputParameter": "test_samples"}
+    assert params["run_id"]["runtimeValue"]["constant"] == "{{$.pipeline_job_uuid}}"
+    outputs = _spec()["components"]["comp-evaluate-model"]["outputDefinitions"]
+    assert outputs["artifacts"]["metrics"]["artifactType"]["schemaTitle"] == "system.Metrics"
+    assert outputs["artifacts"]["test_grid"]["artifactType"]["schemaTitle"] == "system.Dataset"
+    assert outputs["parameters"]["Output"]["parameterType"] == "STRUCT"
+    # No separate test split task any more: only the validation data is generated beside training.
+    assert not any(t["componentRef"]["name"].startswith("comp-generate-words-") for t in _root_tasks().values())
+
+
+def test_the_gate_reads_the_served_model_each_run_and_shows_its_table():
+    gate = _root_tasks()["gate-model"]
+    readings = gate["inputs"]["parameters"]["readings"]["taskOutputParameter"]
+    assert readings == {"outputParameterKey": "Output", "producerTask": "evaluate-model"}
+    assert gate["cachingOptions"].get("enableCache") is not True, "the served model must be read, not cached"
+    outputs = _spec()["components"]["comp-gate-model"]["outputDefinitions"]
+    assert outputs["artifacts"]["table"]["artifactType"]["schemaTitle"] == "system.Markdown"
+    assert set(outputs["parameters"]) == {"decision", "champion_version", "verdict"}
+    # The run's output is the verdict.
+    output = _spec()["root"]["dag"]["outputs"]["parameters"]["Output"]["valueFromParameter"]
+    assert output == {"outputParameterKey": "verdict", "producerSubtask": "gate-model"}
+
+
+def test_deploy_is_guarded_by_the_gates_decision():
+    by_name = _branches()
+    condition = by_name["gate-passed"]["triggerPolicy"]["condition"]
+    assert condition == "inputs.parameter_values['pipelinechannel--gate-model-decision'] == 'publish'"
+    assert by_name["gate-failed"]["triggerPolicy"]["condition"].startswith("!(")
+
+    deploy_branch = _spec()["components"][by_name["gate-passed"]["componentRef"]["name"]]
     passed_tasks = {t["taskInfo"]["name"]: t for t in deploy_branch["dag"]["tasks"].values()}
     assert set(passed_tasks) == {"publish", "roll-out-to-kserve"}
     publish = passed_tasks["publish"]
     assert publish["componentRef"]["name"] == "comp-publish-model"
     assert publish["cachingOptions"].get("enableCache") is not True, "publishing must never come from the cache"
-    reject_branch = _spec()["components"][by_name["accuracy-gate-failed"]["componentRef"]["name"]]
-    assert [t["taskInfo"]["name"] for t in reject_branch["dag"]["tasks"].values()] == ["reject (below gate)"]
+    # Publish replaces only the version the gate judged against.
+    channel = publish["inputs"]["parameters"]["replacing"]["componentInputParameter"]
+    [branches_task] = [t for t in _root_tasks().values() if t["componentRef"]["name"].startswith("comp-condition-")]
+    source = branches_task["inputs"]["parameters"][channel]["taskOutputParameter"]
+    assert source == {"outputParameterKey": "champion_version", "producerTask": "gate-model"}
+    reject_branch = _spec()["components"][by_name["gate-failed"]["componentRef"]["name"]]
+    assert [t["taskInfo"]["name"] for t in reject_branch["dag"]["tasks"].values()] == ["reject (refused by the gate)"]
 
 
 def test_every_task_runs_in_a_project_image():
@@ -126,16 +180,14 @@ def test_train_data_is_generated_by_a_parallel_for_over_the_shards():
     assert _spec()["components"]["comp-collect-shards"]["inputDefinitions"]["artifacts"]["shards"]["isArtifactList"]
     train_data = tasks["train-model"]["inputs"]["artifacts"]["train_data"]["taskOutputArtifact"]
     assert train_data == {"outputArtifactKey": "dataset", "producerTask": "collect-shards"}
-    # Validation and test data stay single tasks.
+    # Validation data stays a single task (the test grid is the evaluate task's).
     splits = {t["inputs"]["parameters"]["split"]["runtimeValue"]["constant"] for n, t in tasks.items()
               if n.startswith("generate-words")}  # fmt: skip
-    assert splits == {"val", "test"}
+    assert splits == {"val"}
 
 
 def test_the_kserve_rollout_runs_only_with_a_namespace():
-    [branches_task] = [t for t in _root_tasks().values() if t["componentRef"]["name"].startswith("comp-condition-")]
-    branches = _spec()["components"][branches_task["componentRef"]["name"]]["dag"]["tasks"]
-    passed = next(t for t in branches.values() if t["taskInfo"]["name"] == "accuracy-gate-passed")
+    passed = _branches()["gate-passed"]
     inner = _spec()["components"][passed["componentRef"]["name"]]["dag"]["tasks"]
     rollout_branch = next(t for t in inner.values() if t["taskInfo"]["name"] == "roll-out-to-kserve")
     condition = rollout_branch["triggerPolicy"]["condition"]
@@ -181,7 +233,7 @@ def test_each_retry_window_is_hours_for_training_and_covers_every_attempt():
     of it): a window shorter than training would leave a pod preempted late unretried.
     """
     retried = _retried_tasks()
-    assert set(retried) == {"generate-shard", "collect-shards", "generate-words", "generate-words-2", "train-model"}
+    assert set(retried) == {"generate-shard", "collect-shards", "generate-words", "train-model", "evaluate-model"}
     train = retried["train-model"]
     assert _seconds(train["backoffMaxDuration"]) >= 12 * 3600
     # The window holds every attempt's backoff and still leaves hours of training.

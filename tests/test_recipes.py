@@ -4,6 +4,7 @@ The pipeline's defaults are the cluster recipe's, TrainConfig's too, every train
 reaches the train task (or is named CLI-only), and `python -m wordocr.train` starts from a recipe.
 """
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -15,7 +16,23 @@ import yaml
 from pipelines.compile import COMPILED_PATH
 from wordocr import char_lm
 from wordocr.config import ModelSize
-from wordocr.recipes import CLI_ONLY, CLUSTER, LOCAL, QUICK, RECIPES, SPELLING_WEIGHT, TrainConfig, recipe_named
+from wordocr.recipes import (
+    CLI_ONLY,
+    CLUSTER,
+    GATE_CELLS,
+    LOCAL,
+    LOCAL_READINGS,
+    QUICK,
+    RECIPES,
+    SPELLING_WEIGHT,
+    TrainConfig,
+    add_setting_flags,
+    gate_setting,
+    noise_tolerance,
+    recipe_from_flags,
+    recipe_named,
+    threshold_under,
+)
 from wordocr.train import config_from_args, parse_args
 
 
@@ -91,3 +108,47 @@ def test_recipes_load_without_keras_or_kfp():
             "print(json.dumps([m for m in ('keras', 'tensorflow', 'kfp') if m in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(done.stdout) == []
+
+
+def test_every_recipe_has_a_threshold_for_every_cell_and_nothing_else():
+    for recipe in RECIPES.values():
+        assert list(recipe.gate) == list(GATE_CELLS)
+    with pytest.raises(ValueError, match="gate cells"):
+        dataclasses.replace(LOCAL, gate={"train/noisy": 0.95})
+
+
+def test_the_quick_recipes_gate_lets_any_model_through():
+    assert set(QUICK.gate.values()) == {0.0} and QUICK.regression_tolerance == 1.0
+
+
+def test_the_local_thresholds_sit_a_margin_under_what_the_local_model_read():
+    for cell, reading in LOCAL_READINGS.items():
+        margin = reading - LOCAL.gate[cell]
+        assert 0.01 <= margin <= 0.05, (cell, margin)
+    # The hard tier's spread between runs is wider: a wider margin.
+    assert LOCAL_READINGS["heldout/hard"] - LOCAL.gate["heldout/hard"] > 0.03
+    assert threshold_under("train/clean", 1.0) == 0.99
+    # The cluster recipe's training-face cells are stricter than the local one's (it read them better).
+    assert all(CLUSTER.gate[cell] >= LOCAL.gate[cell] for cell in GATE_CELLS)
+
+
+def test_the_regression_tolerance_is_two_standard_errors_of_a_hard_cell():
+    assert noise_tolerance(1000) == 0.019 and LOCAL.regression_tolerance == 0.019
+    assert noise_tolerance(2000) == 0.014 and CLUSTER.regression_tolerance == 0.014
+    assert noise_tolerance(4000) < noise_tolerance(1000)
+
+
+def test_each_cells_threshold_is_a_setting_and_gate_sets_them_all():
+    import argparse
+
+    settings = LOCAL.settings()
+    assert {name for name in settings if name.startswith("gate_")} == {gate_setting(c) for c in GATE_CELLS}
+    assert gate_setting("heldout/hard") == "gate_heldout_hard"
+    changed = LOCAL.with_settings(gate_heldout_hard=0.5, regression_tolerance=0.1)
+    assert changed.gate == {**LOCAL.gate, "heldout/hard": 0.5} and changed.regression_tolerance == 0.1
+
+    parser = argparse.ArgumentParser()
+    add_setting_flags(parser)
+    every = recipe_from_flags("local", parser.parse_args(["--gate", "0.3", "--gate-train-hard", "0.2"]))
+    assert every.gate == {**dict.fromkeys(GATE_CELLS, 0.3), "train/hard": 0.2}
+    assert recipe_from_flags("local", parser.parse_args([])) == LOCAL

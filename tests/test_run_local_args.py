@@ -8,7 +8,7 @@ import yaml
 
 from pipelines.compile import COMPILED_PATH
 from pipelines.run_local import parse_args, pipeline_arguments, recipe_from_args
-from wordocr.recipes import CLUSTER, LOCAL, QUICK
+from wordocr.recipes import CLUSTER, GATE_CELLS, LOCAL, QUICK, gate_setting
 
 
 def _recipe(*argv: str):
@@ -23,10 +23,12 @@ def test_make_run_runs_the_local_recipe_and_run_quick_the_quick_one():
 
 def test_a_flag_changes_its_setting_and_nothing_else():
     recipe = _recipe("--quick", "--epochs", "3", "--gate", "0.5", "--spelling-weight", "0", "--no-mixed-precision",
-                     "--conv-filters", "8,8,8,8,8", "--test-tier", "hard", "--train-samples", "500", "--seed", "7")
+                     "--conv-filters", "8,8,8,8,8", "--gate-heldout-hard", "0.4", "--train-samples", "500",
+                     "--seed", "7")
     arguments = pipeline_arguments(recipe, "/srv/serving", "word-ocr")
-    changed = dict(epochs=3, accuracy_gate=0.5, spelling_weight=0.0, mixed_precision=False,
-                   conv_filters="8,8,8,8,8", test_tier="hard", train_samples=500, seed=7)
+    changed = dict(epochs=3, spelling_weight=0.0, mixed_precision=False, conv_filters="8,8,8,8,8", train_samples=500,
+                   seed=7, **{gate_setting(cell): 0.5 for cell in GATE_CELLS})
+    changed["gate_heldout_hard"] = 0.4  # a cell's own flag wins over --gate
     assert {name: arguments[name] for name in changed} == changed
     unchanged = {name: value for name, value in QUICK.settings().items() if name not in changed}
     assert {name: arguments[name] for name in unchanged} == unchanged

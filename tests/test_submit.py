@@ -41,14 +41,14 @@ def test_submits_the_compiled_pipeline_with_typed_parameters(client, capsys):
     code = submit.main([
         "--host", "http://kfp.example:8080", "--experiment", "nightly", "--serving-root", "gs://b/serving",
         "--data-root", "gs://b/runs", "--checkpoint-root", "gs://b/ckpt",
-        "--param", "epochs=30", "--param", "learning_rate=0.002", "--param", "test_tier=hard",
+        "--param", "epochs=30", "--param", "learning_rate=0.002", "--param", "gate_heldout_hard=0.8",
     ])  # fmt: skip
     assert code == 0
     [call] = client.calls
     assert call.client == {"host": "http://kfp.example:8080", "namespace": "kubeflow"}
     assert call.arguments == {
         "serving_root": "gs://b/serving", "data_root": "gs://b/runs", "checkpoint_root": "gs://b/ckpt",
-        "epochs": 30, "learning_rate": 0.002, "test_tier": "hard",
+        "epochs": 30, "learning_rate": 0.002, "gate_heldout_hard": 0.8,
     }  # fmt: skip
     assert type(call.arguments["epochs"]) is int
     assert call.experiment_name == "nightly"
