@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from tests.support.tiny_data import TINY_WORDS, make_samples, tiny_trained_fixture, write_dataset  # noqa: F401
+from tests.support.tiny_data import (  # noqa: F401
+    TINY_WORDS,
+    font_path,
+    make_samples,
+    render_word,
+    tiny_trained_fixture,
+    write_dataset,
+)
+from wordocr import shards
 from wordocr.evaluate import evaluate, main
 
 pytestmark = pytest.mark.slow
@@ -35,3 +43,23 @@ def test_cli_writes_metrics_json(tmp_path, tiny_trained):
     main(["--model", result.artifact_uri, "--data", val_uri, "--out", str(out)])
     metrics = json.loads(out.read_text())
     assert metrics["count"] == len(TINY_WORDS) and metrics["word_accuracy"] >= 0.875
+
+
+def test_evaluate_reports_accuracy_per_family_style_of_face_and_word_class(tmp_path, tiny_trained):
+    result, _, _ = tiny_trained
+    # The trained face and a condensed one it never saw, each sample named as the generator names faces.
+    samples = []
+    for package, family in (("fontpkg_roboto", "roboto"), ("fontpkg_pt_sans_narrow", "pt-sans-narrow")):
+        path = font_path(package)
+        samples += [shards.Sample(render_word(word, font=path), word, f"{family}/{path.name}") for word in TINY_WORDS]
+    data = write_dataset(samples, str(tmp_path / "test"), split="test")
+    metrics = evaluate(result.artifact_uri, data, batch_size=5)
+
+    assert {k: v["count"] for k, v in metrics["per_family"].items()} == {"roboto": 8, "pt-sans-narrow": 8}
+    assert {k: v["count"] for k, v in metrics["per_style"].items()} == {"regular": 8, "condensed": 8}
+    # tree, moon, apple, book: doubled; cat, tree, apple, river: thin; dog, sun: neither (each in both faces).
+    classes = {k: v["count"] for k, v in metrics["per_word_class"].items()}
+    assert classes == {"doubled_letter": 8, "thin_letter": 8, "other": 4}
+    assert metrics["per_family"]["roboto"]["word_accuracy"] >= 0.875
+    right = sum(v["word_accuracy"] * v["count"] for v in metrics["per_family"].values())
+    assert right == pytest.approx(metrics["word_accuracy"] * metrics["count"])
