@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# The pipeline is built here, before any test module imports TensorFlow: kfp's task setters
+# (set_cpu_request, ...) call inspect.stack(), whose cost grows with every module loaded, and
+# building it after TensorFlow took about 27 s of the suite's collection instead of 1 s.
+import pipelines.word_ocr_pipeline  # noqa: F401  (imported for its side effect: the pipeline built)
 from tests.support.gcs import GcsServer, run_gcs_server
 from tests.support.processes import adopt_orphans, kill_descendants, left_running, reap_zombie_children
 from tests.support.serving_server import MAX_REQUEST_BYTES, Server, running_server
@@ -46,14 +50,21 @@ def gcs_server() -> GcsServer:
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    """An untrained tiny model artifact (TINY_SPEC: 32x96, words up to 8 letters)."""
-    from wordocr.artifact import save_artifact
+def untrained_model():
+    """An untrained tiny Keras model (TINY_SPEC: 32x96, words up to 8 letters)."""
     from wordocr.model import TINY_MODEL_SIZE, build_model
 
+    return build_model(TINY_SPEC, DEFAULT_ALPHABET, TINY_MODEL_SIZE, name="untrained_tiny")
+
+
+@pytest.fixture(scope="session")
+def model_dir(untrained_model, tmp_path_factory) -> Path:
+    """``untrained_model`` saved as an artifact once per session (saving converts it to ONNX, a
+    few seconds): tests read it and copy it, never write into it."""
+    from wordocr.artifact import save_artifact
+
     out = tmp_path_factory.mktemp("model")
-    model = build_model(TINY_SPEC, DEFAULT_ALPHABET, TINY_MODEL_SIZE, name="untrained_tiny")
-    save_artifact(model, str(out), TINY_SPEC, DEFAULT_ALPHABET, extra={"trained": False})
+    save_artifact(untrained_model, str(out), TINY_SPEC, DEFAULT_ALPHABET, extra={"trained": False})
     return out
 
 

@@ -72,6 +72,7 @@ def test_a_trained_model_reads_the_same_words_on_both_runtimes(tiny_trained):
         TINY_WORDS) - 1
 
 
+@pytest.mark.slow  # converts the model again
 def test_an_artifact_saved_before_onnx_is_exported_by_the_cli(model_dir, tmp_path):
     from wordocr.onnx_export import main
 
