@@ -4,19 +4,35 @@ import numpy as np
 import pytest
 
 from wordocr import fonts
-from wordocr.fonts import HELDOUT_FAMILIES, TRAIN_FAMILIES, face_by_name, font_faces, load_font
+from wordocr.fonts import (
+    HELDOUT_FAMILIES,
+    TRAIN_FAMILIES,
+    VALIDATION_FAMILIES,
+    face_by_name,
+    family_style,
+    font_faces,
+    load_font,
+)
 
 
-def test_train_and_heldout_font_sets_are_disjoint_and_non_empty():
-    train, heldout = font_faces("train"), font_faces("heldout")
-    assert train and heldout
+def test_train_heldout_and_validation_font_sets_are_disjoint_and_non_empty():
+    train, heldout, validation = font_faces("train"), font_faces("heldout"), font_faces("validation")
+    assert train and heldout and validation
     assert not set(TRAIN_FAMILIES) & set(HELDOUT_FAMILIES)
+    assert not set(VALIDATION_FAMILIES) & (set(TRAIN_FAMILIES) | set(HELDOUT_FAMILIES))
     train_families = {f.family for f in train}
     heldout_families = {f.family for f in heldout}
     assert not train_families & heldout_families
     assert train_families == set(TRAIN_FAMILIES)
     assert heldout_families == set(HELDOUT_FAMILIES)
-    assert set(font_faces("all")) == set(train) | set(heldout)
+    assert {f.family for f in validation} == set(VALIDATION_FAMILIES)
+    assert set(font_faces("all")) == set(train) | set(heldout) | set(validation)
+
+
+def test_heldout_and_validation_sets_each_hold_two_condensed_and_two_monospaced_families():
+    for families in (HELDOUT_FAMILIES, VALIDATION_FAMILIES):
+        styles = [family_style(f) for f in families]
+        assert styles.count("condensed") >= 2 and styles.count("monospaced") >= 2
 
 
 def test_fonts_come_from_pip_packages_and_include_styles_and_weights():

@@ -55,11 +55,14 @@ def test_tesseract_is_scored_on_the_dataset_samples(tmp_path, reader, clean_samp
 
     scored = run.evaluate_tesseract(reader, uri)
 
-    assert scored == {
+    assert {key: scored[key] for key in ("word_accuracy", "cer", "count")} == {
         "word_accuracy": round(word_accuracy(direct, list(WORDS)), 4),
         "cer": round(character_error_rate(direct, list(WORDS)), 4),
         "count": len(WORDS),
     }
+    # Beside the totals, the same breakdowns as the model's: per family, style of face, word class.
+    assert sum(group["count"] for group in scored["per_family"].values()) == len(WORDS)
+    assert {"per_style", "per_word_class"} <= set(scored)
 
 
 def test_report_says_when_tesseract_is_missing(monkeypatch):
