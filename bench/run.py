@@ -78,17 +78,17 @@ def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, te
     each runtime's accuracy and readings beside them (``runtimes``); without them, the served
     runtime's reader alone."""
     from bench.runtimes import SERVED, compare_readings
-    from wordocr.dataset_spec import DatasetSpec
     from wordocr.evaluate import evaluate
     from wordocr.generate import generate_dataset
     from wordocr.recognizer import load_reader
+    from wordocr.test_grid import cell_spec
 
     recognizer = readers[SERVED] if readers else load_reader(artifact_uri)
     results = {}
     for font_set in font_sets:
         for tier in TIERS:
             data = workdir / f"test-{font_set}-{tier}"
-            dataset = DatasetSpec("test", samples, seed, tier=tier, font_set=font_set, num_shards=1)
+            dataset = cell_spec(f"{font_set}/{tier}", samples, seed)
             generate_dataset(str(data), dataset, workers=os.cpu_count() or 1)
             metrics = evaluate(artifact_uri, str(data), recognizer=recognizer)
             results[f"{font_set}/{tier}"] = {
