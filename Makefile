@@ -49,7 +49,7 @@ test: $(STAMP) ## lint, then the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
-tesseract: $(STAMP) ## Tesseract and tesserocr, the peer the bench compares with (apt when root)
+tesseract: $(STAMP) ## Tesseract and tesserocr, the peer the bench compares with, and hey, its load generator (apt when root)
 	bash tools/install_system_packages.sh bench
 	$(BIN)/pip install -q --disable-pip-version-check --no-binary tesserocr -r requirements-bench.txt \
 		|| echo "note: tesserocr did not install; its tests skip and the bench reports Tesseract as not installed" >&2

@@ -2,7 +2,8 @@
 # Debian packages the project drives for real, by set:
 #   test (the default, run by `make test`): headless Chromium and ChromeDriver (the web page test);
 #   bench (run by `make bench`): Tesseract with its English data, and what building tesserocr
-#     from source needs (requirements-bench.txt: pip install --no-binary tesserocr);
+#     from source needs (requirements-bench.txt: pip install --no-binary tesserocr); hey, the load
+#     generator, whose Go clients leave the 2 cores to the server where Python clients would not;
 #   containers (run by `make images`): podman and buildah (build and run images without a daemon),
 #     runc (the runtime podman is set to), mmdebstrap (makes the base image where it cannot be pulled).
 # Installs the missing ones when it can (root with apt-get, as on CI); elsewhere it says what to
@@ -18,8 +19,8 @@ case "$set_name" in
     command -v chromedriver >/dev/null || missing+=(chromium-driver)
     ;;
   bench)
-    purpose="the Tesseract side of the bench"
-    for pkg in tesseract-ocr tesseract-ocr-eng libtesseract-dev libleptonica-dev pkg-config g++; do
+    purpose="the Tesseract side of the bench and its load generator"
+    for pkg in tesseract-ocr tesseract-ocr-eng libtesseract-dev libleptonica-dev pkg-config g++ hey; do
       dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     ;;
