@@ -38,6 +38,28 @@ def test_pooling_brings_height_to_one_and_width_down_by_the_spec():
     assert build_model(spec, ALPHABET, TINY_MODEL_SIZE).output_shape == (None, 32, ALPHABET.num_classes)
 
 
+def test_two_frames_per_step_double_the_time_steps_and_follow_each_other_in_time():
+    spec = InputSpec(frames_per_step=2)
+    assert spec.columns == 48 and spec.time_steps == 96
+    model = build_model(spec, ALPHABET, TINY_MODEL_SIZE)
+    assert model.output_shape == (None, 96, ALPHABET.num_classes)
+    pixels = np.random.default_rng(0).integers(0, 256, (2, spec.height, spec.width)).astype(np.float32)
+    logits = keras.ops.convert_to_numpy(model(pixels))
+    frames = keras.ops.convert_to_numpy(keras.Model(model.input, model.get_layer("frame_logits").output)(pixels))
+    classes = ALPHABET.num_classes
+    assert frames.shape == (2, 48, 2 * classes)
+    # Step t's frames are time steps 2t and 2t + 1.
+    np.testing.assert_allclose(logits[:, 0::2], frames[:, :, :classes], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(logits[:, 1::2], frames[:, :, classes:], rtol=1e-6, atol=1e-6)
+
+
+def test_a_spec_recorded_without_frames_per_step_reads_one_frame_per_step():
+    recorded = {"height": 32, "width": 192, "width_downsample": 4, "max_word_length": 16}
+    spec = InputSpec.from_dict(recorded)
+    assert spec.frames_per_step == 1 and spec.time_steps == spec.columns == 48
+    assert InputSpec.from_dict({**recorded, "frames_per_step": 2}).time_steps == 96
+
+
 def test_geometry_the_model_cannot_pool_is_refused():
     with pytest.raises(ValueError):
         pool_sizes(InputSpec(height=32, width=192, width_downsample=3), 5)

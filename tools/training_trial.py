@@ -1,6 +1,6 @@
 """Try one training change: train a recipe with it and read the validation faces, tier by tier.
 
-    python -m tools.training_trial --name widen2 --max-widen 2 [--width-downsample 2] [--recipe local]
+    python -m tools.training_trial --name frames2 --frames-per-step 2 [--width-downsample 2] [--max-widen 2]
 
 Choices between training changes are made on the validation faces (wordocr.fonts'
 ``VALIDATION_FAMILIES``: never trained on, never tested), so the held-out test faces stay unseen
@@ -33,7 +33,8 @@ TRIAL_TEST_SEED = 23
 
 
 def _spec_id(spec: InputSpec) -> str:
-    return f"{spec.height}x{spec.width}-d{spec.width_downsample}-w{spec.max_widen:g}"
+    frames = f"-f{spec.frames_per_step}" if spec.frames_per_step != 1 else ""
+    return f"{spec.height}x{spec.width}-d{spec.width_downsample}-w{spec.max_widen:g}{frames}"
 
 
 def _dataset(workdir: Path, spec: InputSpec, name: str, dataset: DatasetSpec) -> str:
@@ -103,13 +104,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="input columns per CTC time step")
     parser.add_argument("--max-widen", type=float, default=DEFAULT_INPUT_SPEC.max_widen,
                         help="widen narrow words by up to this factor (1: keep the aspect ratio)")
+    parser.add_argument("--frames-per-step", type=int, default=DEFAULT_INPUT_SPEC.frames_per_step,
+                        help="CTC frames the model emits per feature column (1: one)")
     parser.add_argument("--model", type=Path,
                         help="read the validation faces with this artifact instead of training one (a baseline)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="change one of the recipe's training settings, e.g. --set epochs=6")
     args = parser.parse_args(argv)
     spec = dataclasses.replace(DEFAULT_INPUT_SPEC, width=args.width, width_downsample=args.width_downsample,
-                               max_widen=args.max_widen)
+                               max_widen=args.max_widen, frames_per_step=args.frames_per_step)
     settings = {}
     for item in args.set:
         key, _, value = item.partition("=")

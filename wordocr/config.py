@@ -18,8 +18,12 @@ class InputSpec:
 
     Images are gray, ``height`` x ``width``, uint8 with dark ink on a light background
     (the preprocessing normalises polarity). The CRNN downsamples the width by
-    ``width_downsample`` so it emits ``width // width_downsample`` CTC time steps; CTC needs
-    at least ``2 * max_word_length + 1`` of them to spell doubled letters.
+    ``width_downsample`` and emits ``frames_per_step`` CTC frames for each remaining column:
+    ``width // width_downsample * frames_per_step`` time steps. CTC needs at least
+    ``2 * max_word_length + 1`` of them to spell doubled letters, and a doubled thin letter needs
+    three (letter, blank, letter) within the few columns it spans: two frames a column give it
+    those without running the convolutions and LSTMs on twice the columns (1: what every
+    artifact without the field was trained with).
 
     ``max_widen``: a word narrower than the input is widened, up to this factor, towards filling
     it, so narrow letters (condensed faces, i, l, t, doubled letters) span more time steps; 1
@@ -31,10 +35,16 @@ class InputSpec:
     width_downsample: int = 4
     max_word_length: int = 16
     max_widen: float = 1.0
+    frames_per_step: int = 1
+
+    @property
+    def columns(self) -> int:
+        """Feature columns the convolutions leave, each read by the LSTMs as one step."""
+        return self.width // self.width_downsample
 
     @property
     def time_steps(self) -> int:
-        return self.width // self.width_downsample
+        return self.columns * self.frames_per_step
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -12,7 +12,8 @@ Keras ``image_ocr.py``):
 3. Two bidirectional LSTMs read the strip sequence, so every step knows its neighbours
    (which letter a half-seen stroke belongs to).
 4. A dense layer gives per-step logits over the alphabet plus the CTC blank, which is the LAST
-   class (``Alphabet.blank_index``). The model outputs logits, not probabilities: Keras 3's
+   class (``Alphabet.blank_index``); with ``spec.frames_per_step`` > 1 it gives that many frames
+   of logits per step, laid out in order along the time axis. The model outputs logits, not probabilities: Keras 3's
    ``ctc_loss`` wants logits, and decoders take the log-softmax themselves.
 """
 
@@ -88,7 +89,7 @@ def build_model(
         x = conv_block(x, filters, pool, name=f"block{i + 1}")
 
     # [B, 1, T, C] -> [B, T, C]: each column of the feature map is one time step.
-    x = layers.Reshape((spec.time_steps, size.conv_filters[-1]), name="to_sequence")(x)
+    x = layers.Reshape((spec.columns, size.conv_filters[-1]), name="to_sequence")(x)
     if size.dropout:
         x = layers.Dropout(size.dropout, name="sequence_dropout")(x)
 
@@ -98,7 +99,12 @@ def build_model(
         )(x)
 
     # Logits stay float32 under mixed precision: CTC and softmax need the range.
-    logits = layers.Dense(alphabet.num_classes, dtype="float32", name="logits")(x)
+    if spec.frames_per_step == 1:
+        logits = layers.Dense(alphabet.num_classes, dtype="float32", name="logits")(x)
+    else:
+        frames = layers.Dense(alphabet.num_classes * spec.frames_per_step, dtype="float32", name="frame_logits")(x)
+        # [B, T, F*K] -> [B, T*F, K]: a step's F frames follow each other in time.
+        logits = layers.Reshape((spec.time_steps, alphabet.num_classes), dtype="float32", name="logits")(frames)
     return keras.Model(pixels, logits, name=name)
 
 
