@@ -10,6 +10,8 @@ on the same machine only):
   training fonts and in the held-out fonts the model never saw (``--font-sets``: the validation
   fonts too, or instead); and in each cell per font family, per style of face (condensed,
   monospaced, regular) and per word class (words with a doubled letter, with an i, l, t or j);
+- the same cells with the words in Title case, in capitals, and as people write them (digits and
+  apostrophes among them), Tesseract beside, reading case (``--texts``, ``bench/text_cells.py``);
 - in-process latency of one image (render, preprocess, model, decode) and batched throughput;
 - latency of each HTTP endpoint over loopback against the real ModelServer, and its peak RSS;
 - model size, training throughput (from the artifact), generation throughput on one core;
@@ -44,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import comparison, per_face, runtimes, serving_bench
+from bench import comparison, per_face, runtimes, serving_bench, text_cells
 from bench.plot import plot_faces, plot_report
 from wordocr.recipes import BENCH_FONT_SETS, BENCH_TIERS
 
@@ -55,7 +57,7 @@ REPORT_DIR = Path(__file__).parent
 TIERS, FONT_SETS = BENCH_TIERS, BENCH_FONT_SETS
 CHOOSABLE_FONT_SETS = ("train", "heldout", "validation")
 # Each cell's breakdowns kept in the report (per face file and per length are left to evaluate's).
-CELL_BREAKDOWNS = ("per_family", "per_style", "per_word_class")
+CELL_BREAKDOWNS = ("per_family", "per_style", "per_word_class", "per_text")
 THROUGHPUT_TURNS = 3
 
 
@@ -298,6 +300,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {font_set} | " + " | ".join(cells) + " |")
     lines += _short_word_lines(report)
     lines += _tesseract_accuracy_lines(report)
+    lines += text_cells.text_lines(report)
     lines += per_face.word_class_lines(report)
     lines += per_face.family_lines(report)
     if "in_process" not in report:
@@ -359,6 +362,25 @@ def _tesseract_accuracy_lines(report: dict) -> list[str]:
     return lines
 
 
+def _bench_texts(artifact_uri: str, readers: dict | None, texts: tuple[str, ...], args: argparse.Namespace,
+                 font_sets: tuple[str, ...], workdir: Path, with_tesseract: bool) -> dict:  # fmt: skip
+    """``text_cells.bench_texts`` with the served reader, and a Tesseract that keeps case."""
+    from bench import tesseract
+    from bench.runtimes import SERVED
+    from wordocr.config import WRITTEN
+    from wordocr.recognizer import load_reader
+
+    recognizer = readers[SERVED] if readers else load_reader(artifact_uri)
+    peer = tesseract.TesseractReader(tesseract.TesseractSettings(whitelist=WRITTEN, lower_case=False)) \
+        if with_tesseract else None  # fmt: skip
+    try:
+        return text_cells.bench_texts(artifact_uri, recognizer, texts, args.samples, args.seed, workdir, font_sets,
+                                      TIERS, tesseract=peer)  # fmt: skip
+    finally:
+        if peer is not None:
+            peer.close()
+
+
 def _tesseract_or_note(spec) -> tuple[object | None, dict]:
     """A ``TesseractReader`` and the report's tesseract section, or None and why it is missing."""
     from bench import tesseract
@@ -410,6 +432,10 @@ def main(argv: list[str] | None = None) -> int:
                         metavar="SET", help="the font sets whose cells are measured, of "
                         f"{', '.join(CHOOSABLE_FONT_SETS)} (default: %(default)s); validation: faces never "
                         "trained on nor tested, for choosing between training changes")
+    parser.add_argument("--texts", nargs="*", choices=text_cells.TEXTS, default=list(text_cells.TEXTS),
+                        metavar="TEXT", help="besides lower-case words, the same cells in these texts, of "
+                        f"{', '.join(text_cells.TEXTS)} (default: all; none: --texts with nothing after it). "
+                        "A model of lower-case letters reads them too: what it cannot read shows")
     parser.add_argument("--accuracy-only", action="store_true",
                         help="measure accuracy alone (per cell, family, style and word class; Tesseract's too "
                         "where installed) and skip latency, throughput, the runtimes, HTTP and load: minutes, for "
@@ -441,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="word-ocr-bench-") as tmp:
             report["accuracy"] = bench_accuracy(artifact_uri, args.samples, args.seed, Path(tmp), tesseract=reader,
                                                 readers=readers, font_sets=font_sets)  # fmt: skip
+            if args.texts:
+                report["texts"] = _bench_texts(artifact_uri, readers, tuple(dict.fromkeys(args.texts)), args,
+                                               font_sets, Path(tmp), with_tesseract=reader is not None)  # fmt: skip
             if not args.accuracy_only:
                 report["generation"] = bench_generation(1000, Path(tmp))
         if not args.accuracy_only:

@@ -5,7 +5,8 @@ The bench gives it the very images our model reads: the datasets keep only the p
 upscaled (Tesseract reads text this small poorly) and framed in a white border (it misses ink
 that touches the edge). It runs in single-line mode (``--psm 7``, better than ``--psm 8`` for
 single words) with its characters limited to our alphabet, so neither engine can lose a word to
-a character the task never contains; its output is lower-cased with white space removed.
+a character the task never contains; its output is lower-cased with white space removed (for the
+cells of words as people write them, its characters are the written alphabet's, case kept).
 
 ``tesserocr`` is optional (``make bench`` installs it): ``unavailable_reason()`` says why it
 cannot be used, and nothing here imports it before a ``TesseractReader`` is made.
@@ -37,6 +38,9 @@ class TesseractSettings:
     psm: int = 7  # tesserocr.PSM.SINGLE_LINE
     lang: str = "eng"
     whitelist: str = ALPHABET
+    # Lower-case its output: the a-z cells compare with lower-case words whatever Tesseract makes
+    # of a letter's case; the cells of words as written keep it.
+    lower_case: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,7 +64,8 @@ def version() -> str:
 
 
 class TesseractReader:
-    """One Tesseract engine: ``read(images)`` gives the words it sees, lower-case, in order."""
+    """One Tesseract engine: ``read(images)`` gives the words it sees, in order (lower-case unless
+    its settings keep case)."""
 
     def __init__(self, settings: TesseractSettings = TesseractSettings()) -> None:
         from tesserocr import PyTessBaseAPI
@@ -80,7 +85,8 @@ class TesseractReader:
 
     def read_one(self, image: np.ndarray) -> str:
         self._api.SetImage(self.prepare(image))
-        return "".join(self._api.GetUTF8Text().split()).lower()
+        text = "".join(self._api.GetUTF8Text().split())
+        return text.lower() if self.settings.lower_case else text
 
     def read(self, images: Sequence[np.ndarray] | np.ndarray) -> list[str]:
         return [self.read_one(image) for image in images]

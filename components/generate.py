@@ -34,6 +34,7 @@ def generate_shard(
     seed: int,
     tier: str,
     font_set: str,
+    text: str,
     data_root: str,
     run_id: str,
     shard: dsl.Output[dsl.Dataset],
@@ -49,7 +50,9 @@ def generate_shard(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     dataset_uri = run_folder(data_root, run_id, split) if data_root else shard.path
     # Each shard's bytes are a pure function of its arguments, so a retried task rewrites the same file.
-    dataset_spec = DatasetSpec(split, num_samples, seed, tier=tier, font_set=font_set, num_shards=num_shards)
+    dataset_spec = DatasetSpec(
+        split, num_samples, seed, tier=tier, font_set=font_set, num_shards=num_shards, text=text
+    )
     info = write_shard(dataset_uri, dataset_spec, shard_index)
     shard.metadata.update({"name": info.name, "count": info.count, "sha256": info.sha256})
     if data_root:
@@ -67,6 +70,7 @@ def collect_shards(
     seed: int,
     tier: str,
     font_set: str,
+    text: str,
     data_root: str,
     run_id: str,
     dataset: dsl.Output[dsl.Dataset],
@@ -93,9 +97,11 @@ def collect_shards(
         dataset_uri = dataset.path
         for shard, info in zip(shards, infos, strict=True):
             storage.upload_file(storage.join(shard.path, info.name), storage.join(dataset_uri, info.name))
-    dataset_spec = DatasetSpec(split, num_samples, seed, tier=tier, font_set=font_set, num_shards=num_shards)
+    dataset_spec = DatasetSpec(
+        split, num_samples, seed, tier=tier, font_set=font_set, num_shards=num_shards, text=text
+    )
     manifest = finish_dataset(dataset_uri, dataset_spec, infos)
-    dataset.metadata.update({"split": split, "count": manifest.count, "tier": tier, "font_set": font_set})
+    dataset.metadata.update({"split": split, "count": manifest.count, "tier": tier, "font_set": font_set, "text": text})
     if data_root:
         dataset.metadata["uri"] = dataset_uri
         with open(dataset.path, "w") as f:
@@ -109,13 +115,15 @@ def generate_words(
     seed: int,
     tier: str,
     font_set: str,
+    text: str,
     num_shards: int,
     workers: int,
     data_root: str,
     run_id: str,
     dataset: dsl.Output[dsl.Dataset],
 ):
-    """Render ``num_samples`` images of the ``split`` words (fonts from ``font_set``, degradations of ``tier``)."""
+    """Render ``num_samples`` images of the ``split`` words (fonts from ``font_set``, degradations of
+    ``tier``, written as ``text`` says: wordocr.dataset_spec.TEXTS)."""
     import json
     import logging
 
@@ -125,9 +133,11 @@ def generate_words(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     dataset_uri = run_folder(data_root, run_id, split) if data_root else dataset.path
-    dataset_spec = DatasetSpec(split, num_samples, seed, tier=tier, font_set=font_set, num_shards=num_shards)
+    dataset_spec = DatasetSpec(
+        split, num_samples, seed, tier=tier, font_set=font_set, num_shards=num_shards, text=text
+    )
     manifest = generate_dataset(dataset_uri, dataset_spec, workers=workers)
-    dataset.metadata.update({"split": split, "count": manifest.count, "tier": tier, "font_set": font_set})
+    dataset.metadata.update({"split": split, "count": manifest.count, "tier": tier, "font_set": font_set, "text": text})
     if data_root:
         dataset.metadata["uri"] = dataset_uri
         with open(dataset.path, "w") as f:

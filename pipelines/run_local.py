@@ -39,6 +39,7 @@ from pipelines.console import (
 )
 from pipelines.stopping import exit_at_once_on_stop, stop_signals
 from tools.processes import http_ok, start_process, stop_process, wait_until_ready
+from wordocr.dataset_spec import TEXT_DESCRIPTIONS
 from wordocr.gate import Verdict
 from wordocr.recipes import RECIPES, Recipe, add_setting_flags, recipe_from_flags
 
@@ -200,6 +201,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick and args.recipe not in (None, "quick"):
         parser.error(f"--quick and --recipe {args.recipe} name two recipes")
     args.recipe = "quick" if args.quick else args.recipe or "local"
+    try:
+        recipe_from_flags(args.recipe, args)
+    except ValueError as exc:  # a setting no recipe can take, said before anything runs
+        parser.error(str(exc))
     return args
 
 
@@ -245,7 +250,8 @@ def _run(args: argparse.Namespace, workdir: Path, console: TextIO, log_file: Tex
         lowest = min(recipe.gate.values())
         say(
             console,
-            f"running the pipeline with kfp.local ({recipe.name} recipe): {recipe.train_samples:,} training images, "
+            f"running the pipeline with kfp.local ({recipe.name} recipe): {recipe.train_samples:,} training images "
+            f"({TEXT_DESCRIPTIONS[recipe.train_text]}), "
             f"{recipe.training.epochs} epochs; the gate: {len(recipe.gate)} cells of {recipe.test_samples:,} images, "
             f"thresholds {lowest:g}-{max(recipe.gate.values()):g}, tolerance {recipe.regression_tolerance:g}",
         )

@@ -39,6 +39,7 @@ def word_ocr_pipeline(
     val_samples: int = CLUSTER_SETTINGS["val_samples"],
     test_samples: int = CLUSTER_SETTINGS["test_samples"],
     train_tier: str = CLUSTER_SETTINGS["train_tier"],
+    train_text: str = CLUSTER_SETTINGS["train_text"],
     num_shards: int = CLUSTER_SETTINGS["num_shards"],
     workers: int = 4,
     epochs: int = CLUSTER_SETTINGS["epochs"],
@@ -69,7 +70,9 @@ def word_ocr_pipeline(
     canary_percent: int = 10,
     rollout_timeout_s: int = 600,
 ) -> str:
-    """The training options (``epochs`` to ``spelling_weight``) are wordocr.recipes.TrainConfig's:
+    """``train_text``: "lower" trains a model of lower-case words, "written" one of words as people
+    write them (capitals, digits, apostrophes). The training options (``epochs`` to
+    ``spelling_weight``) are wordocr.recipes.TrainConfig's:
     ``clipnorm`` 0 trains without clipping, ``steps_per_epoch`` 0 makes an epoch one pass over the
     data, ``conv_filters`` is comma separated. ``test_samples``: images per cell of the test grid.
     ``gate_<font set>_<tier>``: the least word accuracy of that cell; ``regression_tolerance``: how
@@ -96,6 +99,7 @@ def word_ocr_pipeline(
         seed=seed,
         tier=train_tier,
         font_set="train",
+        text=train_text,
         data_root=data_root,
         run_id=RUN_ID,
     )
@@ -114,6 +118,7 @@ def word_ocr_pipeline(
         seed=seed,
         tier=train_tier,
         font_set="train",
+        text=train_text,
         num_shards=1,
         workers=workers,
         data_root=data_root,

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     model.load()
     add_prototype_routes(model_server.app, model)
-    add_web_page(model_server.app, model.name)  # GET / for browsers (kserve's liveness JSON for others), /ui
+    # GET / for browsers (kserve's liveness JSON for others), /ui
+    add_web_page(model_server.app, model.name, model.recognizer.alphabet.chars)
     install_http_guards(model_server.app)  # 4xx, not 5xx, for bad input kserve's layer trips on
     model_server.app.add_middleware(BodySizeLimit, max_body_bytes=args.max_request_bytes)
     server.start([model])

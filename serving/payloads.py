@@ -23,9 +23,10 @@ API (both protocols take batches; results keep the order of the instances):
   ``confidence`` FP32 ``[N]``, ``top_3_paths`` BYTES ``[N, 3]``, ``top_3_confidences``
   FP32 ``[N, 3]``. With both inputs, ``word`` items come first if that input comes first.
 
-Words are normalised before validation: surrounding whitespace is stripped and upper case is
-lower-cased ("Game" reads as "game"), because the model only knows lower-case glyphs and a
-client typing a capital means the same word. Anything else outside the alphabet is refused.
+Words are normalised before validation: surrounding whitespace is stripped, and for a model whose
+alphabet has no capitals (every model trained on lower-case text) upper case is lower-cased
+("Game" is drawn as "game"), because a client typing a capital means the same word. A model that
+reads capitals draws the word as typed. Anything else outside the alphabet is refused.
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ def normalise_word(value: Any, where: str, alphabet: Alphabet, max_word_length: 
             raise InvalidInput(f"{where}: word is not valid UTF-8 ({exc.reason})") from None
     if not isinstance(value, str):
         raise InvalidInput(f"{where}: word must be a string, got {_json_type(value)}")
-    word = value.strip().lower()
+    word = value.strip()
+    if not alphabet.has_capitals:
+        word = word.lower()
     try:
         return alphabet.validate(word, max_word_length)
     except InvalidWordError as exc:

@@ -26,6 +26,7 @@ from starlette.routing import Match
 
 PAGE_FILE = Path(__file__).with_name("static") / "index.html"
 MODEL_NAME_PLACEHOLDER = "{{MODEL_NAME}}"
+HINT_PLACEHOLDER = "{{TYPING_HINT}}"
 UI_PATH = "/ui"
 
 # The page talks to this server only; inline script and style are its whole code.
@@ -49,12 +50,20 @@ class BrowserOnlyRoute(APIRoute):
         return super().matches(scope)
 
 
-def render_page(model_name: str) -> str:
-    return PAGE_FILE.read_text(encoding="utf-8").replace(MODEL_NAME_PLACEHOLDER, html.escape(model_name))
+def typing_hint(alphabet: str) -> str:
+    """What the page says a typed word may hold: what the served model reads."""
+    if any(c.isupper() for c in alphabet):
+        return "Letters as you write them (capitals too), digits and apostrophes."
+    return "Letters a&ndash;z; capitals read as lower case."
 
 
-def add_web_page(app: FastAPI, model_name: str) -> None:
-    page = render_page(model_name)  # read once: the file ships with the code
+def render_page(model_name: str, alphabet: str = "abcdefghijklmnopqrstuvwxyz") -> str:
+    page = PAGE_FILE.read_text(encoding="utf-8").replace(MODEL_NAME_PLACEHOLDER, html.escape(model_name))
+    return page.replace(HINT_PLACEHOLDER, typing_hint(alphabet))
+
+
+def add_web_page(app: FastAPI, model_name: str, alphabet: str = "abcdefghijklmnopqrstuvwxyz") -> None:
+    page = render_page(model_name, alphabet)  # read once: the file ships with the code
     headers = {"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-cache", "Vary": "Accept"}
 
     async def web_page() -> HTMLResponse:

@@ -154,10 +154,12 @@ def test_an_accuracy_only_report_reads_its_own_font_sets_and_says_what_it_left_o
 
 def test_cells_keep_family_style_and_word_class_rounded_and_leave_faces_to_evaluate():
     metrics = {"per_font": {ARIMO: {}}, "per_family": {"arimo": {"count": 3, "word_accuracy": 2 / 3, "cer": 0.123456}},
-               "per_style": {}, "per_word_class": {"other": {"count": 3, "word_accuracy": 1.0, "cer": 0.0}}}
+               "per_style": {}, "per_word_class": {"other": {"count": 3, "word_accuracy": 1.0, "cer": 0.0}},
+               "per_text": {"title": {"count": 3, "word_accuracy": 1 / 3, "cer": 0.5}}}
     kept = rounded_breakdowns(metrics)
     assert kept == {"per_family": {"arimo": {"count": 3, "word_accuracy": 0.6667, "cer": 0.1235}}, "per_style": {},
-                    "per_word_class": {"other": {"count": 3, "word_accuracy": 1.0, "cer": 0.0}}}  # fmt: skip
+                    "per_word_class": {"other": {"count": 3, "word_accuracy": 1.0, "cer": 0.0}},
+                    "per_text": {"title": {"count": 3, "word_accuracy": 0.3333, "cer": 0.5}}}  # fmt: skip
 
 
 def test_the_faces_plot_has_a_bar_per_family_on_hard_text_worst_first():

@@ -4,6 +4,7 @@ import pytest
 from wordocr import char_lm
 from wordocr.alphabet import Alphabet
 from wordocr.char_lm import CharLanguageModel
+from wordocr.config import WRITTEN
 from wordocr.decode import beam_decode
 from wordocr.words import load_words, split_words
 
@@ -46,7 +47,7 @@ def test_it_is_built_from_the_training_split_only():
 def test_counts_and_interpolation_by_hand():
     """Two words, order 2: P(b | a) = (N(a,b) - D + D * T(a) * P1(b)) / N(a), P1 by the same rule."""
     lm = CharLanguageModel.build(["ab", "ab"], ALPHABET, order=2, discount=0.5)
-    a, b, end = 0, 1, char_lm.BOUNDARY
+    a, b, end = 0, 1, 26  # the boundary symbol of a letters-only model
     # Unigram over a, b, end (each seen twice, 6 events): (2 - 0.5 + 0.5 * 3 / 27) / 6.
     p1 = (2 - 0.5 + 0.5 * 3 / 27) / 6
     # After a: b seen twice, one distinct follower.
@@ -65,7 +66,7 @@ def test_scores_ignore_labels_past_each_length(english):
     assert scores[0] == pytest.approx(english.score_words(["equi"], ALPHABET)[0])
     assert scores[1] == pytest.approx(english.score_words(["eq"], ALPHABET)[0])
     assert english.score(np.zeros((1, 0), np.int64), np.array([0]))[0] == pytest.approx(
-        english.log_probs[-1, char_lm.BOUNDARY]
+        english.log_probs[-1, 26]
     )
 
 
@@ -130,3 +131,46 @@ def test_a_one_letter_reading_is_left_to_the_image(english, monkeypatch):
     # Without the rule, spelling would have read the likelier word "on".
     monkeypatch.setattr(char_lm, "MIN_READING_LENGTH", 1)
     assert beam_decode(logits, ALPHABET, top_k=1, language_model=english)[0][0][0] == "on"
+
+
+WRITTEN_ALPHABET = Alphabet(WRITTEN)
+
+
+@pytest.fixture(scope="module")
+def written_english() -> CharLanguageModel:
+    return char_lm.training_words_model(16, WRITTEN_ALPHABET)
+
+
+def test_written_spelling_ignores_case_and_knows_digits_and_apostrophes(written_english, english):
+    assert written_english.symbols == 28 and english.symbols == 27
+    probs = np.exp(written_english.log_probs.astype(np.float64))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    game = written_english.score_words(["game", "Game", "GAME"], WRITTEN_ALPHABET)
+    assert game[0] == game[1] == game[2]
+    # A contraction is spelt as English is; an apostrophe in the middle of nowhere is not.
+    dont, dno = written_english.score_words(["don't", "d'ont"], WRITTEN_ALPHABET)
+    assert dont > dno + 2
+    # Digits are the image's to read: "model2" spells as "model" does, so spelling cannot pull one
+    # to the other, and better than "modelz", a letter where the digit is.
+    model2, model, modelz = written_english.score_words(["model2", "model", "modelz"], WRITTEN_ALPHABET)
+    assert model2 == model and model2 > modelz + 1
+
+
+def test_a_letters_only_model_saved_before_digits_still_loads(english):
+    again = CharLanguageModel.from_bytes(english.to_bytes())
+    assert again.symbols == 27
+    np.testing.assert_array_equal(char_lm.symbol_table(ALPHABET)[:26], np.arange(26))
+
+
+def test_written_beam_keeps_capitals_and_digits(written_english):
+    """The image spells "Model2", a little more surely than "Model": the reading keeps its capital
+    and its digit, spelling or not."""
+    steps, classes = 24, WRITTEN_ALPHABET.num_classes
+    blank = WRITTEN_ALPHABET.blank_index
+    probs = np.full((steps, classes), 1e-6)
+    probs[:, blank] = 1.0
+    for i, index in enumerate(WRITTEN_ALPHABET.encode("Model2")):
+        probs[2 * i, blank] = 1e-6 if i < 5 else 0.35
+        probs[2 * i, index] = 1.0 if i < 5 else 0.65
+    logits = np.log(probs / probs.sum(axis=1, keepdims=True))[None].astype(np.float32)
+    assert beam_decode(logits, WRITTEN_ALPHABET, top_k=1, language_model=written_english)[0][0][0] == "Model2"

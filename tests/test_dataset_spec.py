@@ -23,6 +23,7 @@ def test_shards_split_the_samples_the_first_ones_taking_the_remainder():
         ({"font_set": "nope"}, "unknown font set"),
         ({"num_shards": 0}, "num_shards must be >= 1"),
         ({"num_samples": -1}, "num_samples must be >= 0"),
+        ({"text": "cursive"}, "unknown text"),
     ],
 )
 def test_a_dataset_that_cannot_be_made_is_refused_when_described(changes, message):
@@ -35,3 +36,10 @@ def test_a_spec_is_a_value():
     assert spec == DatasetSpec("val", 4, seed=1, tier="hard") and hash(spec) == hash(DatasetSpec("val", 4, 1, "hard"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.seed = 2
+
+
+def test_a_datasets_text_decides_its_alphabet():
+    from wordocr.config import LOWER_CASE, WRITTEN
+
+    assert DatasetSpec("val", 4, 1).alphabet == LOWER_CASE
+    assert {DatasetSpec("val", 4, 1, text=text).alphabet for text in ("written", "title", "upper")} == {WRITTEN}

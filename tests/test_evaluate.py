@@ -63,3 +63,17 @@ def test_evaluate_reports_accuracy_per_family_style_of_face_and_word_class(tmp_p
     assert metrics["per_family"]["roboto"]["word_accuracy"] >= 0.875
     right = sum(v["word_accuracy"] * v["count"] for v in metrics["per_family"].values())
     assert right == pytest.approx(metrics["word_accuracy"] * metrics["count"])
+
+
+def test_text_classes_name_case_digits_and_apostrophes():
+    from wordocr.evaluate import breakdowns, text_classes
+
+    assert text_classes("game") == ("lower",)
+    assert text_classes("Game") == ("title",)
+    assert text_classes("DON'T") == ("upper", "apostrophe")
+    assert text_classes("2nd") == ("lower", "digits")
+    words = ["game", "Game", "GAME", "model2"]
+    per_text = breakdowns(["game", "game", "GAME", "model"], words, ["roboto/x.ttf"] * 4)["per_text"]
+    assert {k: (v["count"], v["word_accuracy"]) for k, v in per_text.items()} == {
+        "lower": (2, 0.5), "title": (1, 0.0), "upper": (1, 1.0), "digits": (1, 0.0)
+    }  # fmt: skip

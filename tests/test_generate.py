@@ -83,6 +83,19 @@ def test_dataset_has_manifest_preview_and_reads_back(tmp_path):
         assert hashlib.sha256((out / info.name).read_bytes()).hexdigest() == info.sha256
 
 
+def test_a_written_dataset_names_its_alphabet_and_text_and_a_lower_one_keeps_its_old_params(tmp_path):
+    from wordocr.config import LOWER_CASE, WRITTEN
+
+    written = generate.generate_dataset(str(tmp_path / "w"), DatasetSpec("test", 40, seed=4, text="upper",
+                                                                         num_shards=1), workers=1)  # fmt: skip
+    assert written.alphabet == WRITTEN and written.params["text"] == "upper"
+    labels = [s.text for s in shards.iter_samples(str(tmp_path / "w"))]
+    assert all(label == label.upper() for label in labels) and any(len(label) > 1 for label in labels)
+    lower = generate.dataset_params(DatasetSpec("test", 40, seed=4))
+    # Datasets made before texts existed have no "text" param; a lower-case one made now matches them.
+    assert "text" not in lower and DatasetSpec("test", 40, seed=4).alphabet == LOWER_CASE
+
+
 def test_regenerating_with_same_params_is_a_no_op_and_other_params_are_refused(tmp_path, monkeypatch):
     out = str(tmp_path / "data")
     dataset = DatasetSpec("train", 6, seed=2, num_shards=1)

@@ -11,7 +11,8 @@ from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
 from serving import payloads
 from serving.payloads import ServingLimits, parse_v1, parse_v2, v1_response, v2_response
-from wordocr.alphabet import DEFAULT_ALPHABET
+from wordocr.alphabet import DEFAULT_ALPHABET, Alphabet
+from wordocr.config import WRITTEN
 
 MAX_LEN = 16
 PNG_BYTES = b"\x89PNG\r\n\x1a\n not really a png, payloads do not decode"
@@ -44,6 +45,19 @@ def test_v1_words_and_images_keep_their_order():
 
 def test_v1_words_are_stripped_and_lower_cased():
     assert v1({"instances": [{"word": "  GaMe\n"}]}).items[0].word == "game"
+
+
+def test_a_model_that_reads_capitals_draws_the_word_as_typed():
+    written = Alphabet(WRITTEN)
+    body = {"instances": [{"word": " Game "}, {"word": "DON'T"}, {"word": "model2"}]}
+    assert [item.word for item in parse_v1(body, written, MAX_LEN).items] == ["Game", "DON'T", "model2"]
+    parsed = parse_v2(InferRequest("word-ocr", [bytes_input("word", ["Kubeflow"])], request_id="r1"), written, MAX_LEN)
+    assert parsed.items[0].word == "Kubeflow"
+    # The lower-case model still refuses what it cannot draw, saying which characters.
+    with pytest.raises(InvalidInput, match="outside the alphabet"):
+        v1({"instances": [{"word": "model2"}]})
+    with pytest.raises(InvalidInput, match="outside the alphabet"):
+        parse_v1({"instances": [{"word": "a-b"}]}, written, MAX_LEN)
 
 
 def test_v1_json_sent_with_a_form_content_type_is_read_as_json():

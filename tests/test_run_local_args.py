@@ -46,3 +46,10 @@ def test_the_arguments_are_the_compiled_pipelines_parameters():
 def test_quick_and_another_recipe_are_refused_together():
     with pytest.raises(SystemExit):
         parse_args(["--quick", "--recipe", "cluster"])
+
+
+def test_a_text_no_model_can_be_trained_on_is_refused_before_anything_runs(capsys):
+    assert _recipe("--train-text", "written").train_text == "written"
+    with pytest.raises(SystemExit):
+        parse_args(["--train-text", "cursive"])
+    assert "train_text 'cursive', expected one of ('lower', 'written')" in capsys.readouterr().err

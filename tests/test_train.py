@@ -58,6 +58,10 @@ def test_tiny_run_overfits_its_words(tiny_trained):
     # The spelling model of the training split's words ships with the weights.
     assert spec["language_model"]["weight"] == char_lm.WEIGHT
     assert load_language_model(out, spec).log_probs.shape == (27 ** (char_lm.ORDER - 1), 27)
+    # Its confidences' calibration, fitted on the validation images, with its error before and after.
+    calibration = spec["calibration"]
+    assert calibration["fitted_on"] == spec["training"]["val_count"]
+    assert calibration["slope"] > 0 and calibration["ece_calibrated"] <= calibration["ece_raw"] + 1e-9
     with open(f"{out}/history.json") as f:
         assert json.loads(f.read())["val_word_accuracy"] == accuracies
     with open(f"{out}/training_curves.png", "rb") as png:

@@ -25,7 +25,7 @@ import pytest
 import requests
 from PIL import Image
 
-from serving.web_page import UI_PATH
+from serving.web_page import UI_PATH, render_page
 from tests.support.tiny_data import TINY_SPEC
 from tests.test_serving_http import MODEL, Server, _free_port, v1_predict, word_image_b64
 from tools.processes import start_process, stop_process, wait_until_ready
@@ -57,6 +57,15 @@ def test_browsers_get_the_page_at_root_and_everyone_else_keeps_kserve_liveness(s
 
     always = requests.get(f"{server.url}{UI_PATH}", timeout=5)
     assert always.status_code == 200 and always.text == page.text
+    assert "{{" not in page.text  # every placeholder filled
+
+
+def test_the_typing_hint_says_what_the_served_model_reads():
+    from wordocr.config import LOWER_CASE, WRITTEN
+
+    assert "capitals read as lower case" in render_page("m", LOWER_CASE)
+    written = render_page("m", WRITTEN)
+    assert "digits and apostrophes" in written and "capitals read as lower case" not in written
 
 
 def test_return_image_adds_the_model_input_as_png_and_is_off_by_default(server: Server):

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from wordocr.config import DEFAULT_INPUT_SPEC, InputSpec
-from wordocr.dataset_spec import DatasetSpec
+from wordocr.dataset_spec import TEXTS, DatasetSpec
 from wordocr.recipes import BENCH_TIERS, recipe_named
 
 log = logging.getLogger("training_trial")
@@ -50,20 +50,24 @@ def _train(workdir: Path, spec: InputSpec, recipe_name: str, settings: dict, mod
 
     recipe = recipe_named(recipe_name).with_settings(**settings)
     seed = recipe.training.seed
-    train_uri = _dataset(workdir, spec, f"train-{recipe.train_samples}-s{seed}",
+    text = recipe.train_text
+    suffix = "" if text == "lower" else f"-{text}"
+    train_uri = _dataset(workdir, spec, f"train-{recipe.train_samples}-s{seed}{suffix}",
                          DatasetSpec("train", recipe.train_samples, seed, tier=recipe.train_tier,
-                                     num_shards=recipe.num_shards))  # fmt: skip
-    val_uri = _dataset(workdir, spec, f"val-{recipe.val_samples}-s{seed}",
-                       DatasetSpec("val", recipe.val_samples, seed, tier=recipe.train_tier, num_shards=1))
+                                     num_shards=recipe.num_shards, text=text))  # fmt: skip
+    val_uri = _dataset(workdir, spec, f"val-{recipe.val_samples}-s{seed}{suffix}",
+                       DatasetSpec("val", recipe.val_samples, seed, tier=recipe.train_tier, num_shards=1, text=text))
     started = time.monotonic()
     result = train(train_uri, val_uri, str(model_dir), recipe.training)
     return {"train_seconds": round(time.monotonic() - started, 1), "train_result": dataclasses.asdict(result)}
 
 
 def run_trial(name: str, workdir: Path, spec: InputSpec, recipe_name: str, samples_per_tier: int,
-              settings: dict, model: Path | None = None) -> dict:  # fmt: skip
+              settings: dict, model: Path | None = None, texts: tuple[str, ...] = ("lower",)) -> dict:  # fmt: skip
     """Train ``recipe_name`` (with ``settings`` changed) on data of geometry ``spec``, or take the
-    artifact ``model`` as it is; read the validation faces; return (and write) the trial's record."""
+    artifact ``model`` as it is; read the validation faces in each of ``texts``
+    (wordocr.dataset_spec.TEXTS; a cell is named by its tier, or "tier/text" for other texts than
+    lower case); return (and write) the trial's record."""
     from wordocr.evaluate import evaluate
 
     record: dict = {"name": name, "recipe": recipe_name, "settings": settings, "input_spec": spec.to_dict()}
@@ -74,15 +78,17 @@ def run_trial(name: str, workdir: Path, spec: InputSpec, recipe_name: str, sampl
         model_dir = model
         record["model"] = str(model)
     record["validation_faces"] = {}
-    for tier in BENCH_TIERS:
-        data = _dataset(workdir, spec, f"validation-{tier}-{samples_per_tier}",
-                        DatasetSpec("val", samples_per_tier, TRIAL_TEST_SEED, tier=tier,
-                                    font_set=VALIDATION_FONT_SET, num_shards=1))  # fmt: skip
-        metrics = evaluate(str(model_dir), data)
-        record["validation_faces"][tier] = {
-            key: metrics[key] for key in metrics if key not in ("artifact_uri", "dataset_uri", "per_length")
-        }
-        log.info("%s: validation faces %s: word accuracy %.4f", name, tier, metrics["word_accuracy"])
+    for text in texts:
+        for tier in BENCH_TIERS:
+            cell = tier if text == "lower" else f"{tier}/{text}"
+            data = _dataset(workdir, spec, f"validation-{cell.replace('/', '-')}-{samples_per_tier}",
+                            DatasetSpec("val", samples_per_tier, TRIAL_TEST_SEED, tier=tier,
+                                        font_set=VALIDATION_FONT_SET, num_shards=1, text=text))  # fmt: skip
+            metrics = evaluate(str(model_dir), data)
+            record["validation_faces"][cell] = {
+                key: metrics[key] for key in metrics if key not in ("artifact_uri", "dataset_uri", "per_length")
+            }
+            log.info("%s: validation faces %s: word accuracy %.4f", name, cell, metrics["word_accuracy"])
     out = workdir / name / "trial.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2, default=str))
@@ -109,7 +115,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path,
                         help="read the validation faces with this artifact instead of training one (a baseline)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="change one of the recipe's training settings, e.g. --set epochs=6")
+                        help="change one of the recipe's settings, e.g. --set epochs=6 --set train_text=written")
+    parser.add_argument("--texts", default="lower",
+                        help="the texts read on the validation faces, comma separated, of "
+                        f"{', '.join(TEXTS)} (default: %(default)s)")
     args = parser.parse_args(argv)
     spec = dataclasses.replace(DEFAULT_INPUT_SPEC, width=args.width, width_downsample=args.width_downsample,
                                max_widen=args.max_widen, frames_per_step=args.frames_per_step)
@@ -124,7 +133,11 @@ def main(argv: list[str] | None = None) -> None:
 
         args.model = Path(resolve_artifact_uri(str(args.model)))
         spec = InputSpec.from_dict(read_spec(str(args.model))["input_spec"])
-    run_trial(args.name, Path(args.workdir), spec, args.recipe, args.samples, settings, args.model)
+    texts = tuple(args.texts.split(","))
+    unknown = sorted(set(texts) - set(TEXTS))
+    if unknown:
+        parser.error(f"unknown --texts {unknown}; choose from {', '.join(TEXTS)}")
+    run_trial(args.name, Path(args.workdir), spec, args.recipe, args.samples, settings, args.model, texts)
 
 
 if __name__ == "__main__":

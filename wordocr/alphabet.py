@@ -32,6 +32,10 @@ class Alphabet:
         """Characters plus the CTC blank."""
         return len(self.chars) + 1
 
+    @property
+    def has_capitals(self) -> bool:
+        return any(c.isupper() for c in self.chars)
+
     def encode(self, word: str) -> list[int]:
         lookup = {c: i for i, c in enumerate(self.chars)}
         return [lookup[c] for c in word]

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-ALPHABET = "abcdefghijklmnopqrstuvwxyz"
+LOWER_CASE = "abcdefghijklmnopqrstuvwxyz"
+# Words as people write them: capitals, digits and the apostrophe, after the lower-case letters so
+# that each lower-case letter keeps the class index it has in a lower-case model.
+WRITTEN = LOWER_CASE + LOWER_CASE.upper() + "0123456789'"
+# The lower-case alphabet, every artifact's before the written one (an artifact names its own).
+ALPHABET = LOWER_CASE
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ def beam_decode(
     order = np.broadcast_to(np.arange(searched), log_probs.shape)
     probs = np.exp(log_probs)
     if language_model is not None:
-        order, probs = _rerank(labels, lengths, log_probs, found, language_model)
+        order, probs = _rerank(labels, lengths, log_probs, found, language_model, alphabet)
     return [
         [
             (alphabet.decode(labels[b, k, : lengths[b, k]].tolist()), float(probs[b, k]))
@@ -101,16 +101,18 @@ def beam_decode(
 
 
 def _rerank(
-    labels: np.ndarray, lengths: np.ndarray, log_probs: np.ndarray, found: np.ndarray, language_model: CharLanguageModel
-) -> tuple[np.ndarray, np.ndarray]:
+    labels: np.ndarray, lengths: np.ndarray, log_probs: np.ndarray, found: np.ndarray,
+    language_model: CharLanguageModel, alphabet: Alphabet,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(candidate order per image, best first; each candidate's share of the beam's probability).
 
     Images whose best reading is shorter than the model's ``MIN_READING_LENGTH`` keep the
     beam's own order and probabilities."""
-    from wordocr.char_lm import MIN_READING_LENGTH
+    from wordocr.char_lm import MIN_READING_LENGTH, symbol_table
 
     batch, searched = log_probs.shape
-    spelling = language_model.score(labels.reshape(batch * searched, -1), lengths.reshape(-1))
+    symbols = symbol_table(alphabet)[labels.reshape(batch * searched, -1)]
+    spelling = language_model.score(symbols, lengths.reshape(-1))
     combined = log_probs + language_model.weight * spelling.reshape(batch, searched)
     combined[np.arange(searched)[None, :] >= found[:, None]] = -np.inf  # empty beam slots
     top = combined.max(axis=1, keepdims=True)

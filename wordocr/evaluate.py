@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 
 from wordocr import shards, storage
+from wordocr.calibration import reliability
 from wordocr.fonts import family_style
 from wordocr.metrics import character_error_rate, word_accuracy
 from wordocr.recognizer import Recognizer
+from wordocr.written import case_of
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ MAX_EXAMPLE_ERRORS = 20
 # CTC collapses them into one ("nullify" read as "nulity", "forestalling" as "forestaling").
 THIN_LETTERS = frozenset("iltj")
 WORD_CLASSES = ("doubled_letter", "thin_letter", "other")
+# How a word is written (wordocr.written): its case, and whether it has digits or an apostrophe.
+TEXT_CLASSES = ("lower", "title", "upper", "digits", "apostrophe")
 
 
 def _batches(samples: Iterator[shards.Sample], size: int) -> Iterator[list[shards.Sample]]:
@@ -57,6 +61,17 @@ def word_classes(word: str) -> tuple[str, ...]:
     return tuple(classes) or ("other",)
 
 
+def text_classes(word: str) -> tuple[str, ...]:
+    """The ``TEXT_CLASSES`` a word belongs to: its case (``wordocr.written.case_of``), and "digits"
+    and "apostrophe" where it has them."""
+    classes = [case_of(word)]
+    if any(c.isdigit() for c in word):
+        classes.append("digits")
+    if "'" in word:
+        classes.append("apostrophe")
+    return tuple(classes)
+
+
 def face_family(font: str) -> str:
     """The family of a sample's recorded face (``FontFace.name`` is "family/file[@axes]"); a name
     without a slash is taken whole."""
@@ -65,16 +80,18 @@ def face_family(font: str) -> str:
 
 def breakdowns(preds: list[str], truths: list[str], fonts: list[str]) -> dict[str, dict[str, dict[str, float]]]:
     """Count, word accuracy and CER per word length, face, family, style of face ("condensed",
-    "monospaced", "regular") and word class (``word_classes``; a word may be in two)."""
+    "monospaced", "regular"), word class (``word_classes``; a word may be in two) and how the word
+    is written (``text_classes``: its case, digits, apostrophe)."""
     groups: dict[str, dict[Any, tuple[list[str], list[str]]]] = {
         name: defaultdict(lambda: ([], [])) for name in ("per_length", "per_font", "per_family", "per_style",
-                                                         "per_word_class")
+                                                         "per_word_class", "per_text")
     }  # fmt: skip
     for pred, truth, font in zip(preds, truths, fonts, strict=True):
         family = face_family(font or "unknown")
         keys = [("per_length", len(truth)), ("per_font", font or "unknown"), ("per_family", family),
                 ("per_style", family_style(family))]  # fmt: skip
         keys += [("per_word_class", name) for name in word_classes(truth)]
+        keys += [("per_text", name) for name in text_classes(truth)]
         for breakdown, key in keys:
             groups[breakdown][key][0].append(pred)
             groups[breakdown][key][1].append(truth)
@@ -122,8 +139,12 @@ def score_samples(recognizer: Recognizer, samples: Iterable[shards.Sample], batc
         "count": len(truths),
         "word_accuracy": word_accuracy(preds, truths),
         "cer": character_error_rate(preds, truths),
+        # Right but for case ("game" for "Game"): what a reader that ignores case gets.
+        "word_accuracy_ignoring_case": word_accuracy([p.lower() for p in preds], [t.lower() for t in truths]),
         "mean_confidence_correct": _mean([c for p, t, c in scored if p == t]),
         "mean_confidence_wrong": _mean([c for p, t, c in scored if p != t]),
+        # Of readings with confidence about p, how many are right (wordocr.calibration).
+        "reliability": reliability(confidences, [p == t for p, t in zip(preds, truths, strict=True)]),
         **breakdowns(preds, truths, fonts),
         "error_count": len(errors),
         "example_errors": errors[:max_example_errors],

@@ -28,13 +28,14 @@ from PIL import Image, ImageDraw
 from tqdm import tqdm
 
 from wordocr import shards, storage
-from wordocr.config import ALPHABET, InputSpec
-from wordocr.dataset_spec import DatasetSpec
+from wordocr.config import LOWER_CASE, InputSpec
+from wordocr.dataset_spec import TEXTS, DatasetSpec
 from wordocr.degrade import TIERS, degrade, sample_layout
 from wordocr.fonts import FONT_SETS, FontFace, font_faces, load_font
 from wordocr.preprocess import preprocess
 from wordocr.render import render_word, request_face
 from wordocr.words import RANDOM_STRING_FRACTION, SPLITS, WordSampler, load_words, split_words
+from wordocr.written import CASES, WrittenWords
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +68,20 @@ def shard_rng(dataset: DatasetSpec, shard_index: int) -> np.random.Generator:
 
 
 @lru_cache(maxsize=8)
-def _word_sampler(split: str, max_length: int) -> WordSampler:
+def _word_sampler(split: str, max_length: int, text: str = "lower") -> Callable[[np.random.Generator], str]:
     splits = split_words(load_words(1, max_length))
     if split == "train":
         # Random strings only in training, never spelling a held-out word.
         forbidden = [w for name in SPLITS if name != "train" for w in splits[name]]
-        return WordSampler(splits["train"], RANDOM_STRING_FRACTION, forbidden, max_length, ALPHABET)
-    return WordSampler(splits[split], 0.0, (), max_length, ALPHABET)
+        words = WordSampler(splits["train"], RANDOM_STRING_FRACTION, forbidden, max_length, LOWER_CASE)
+    else:
+        words = WordSampler(splits[split], 0.0, (), max_length, LOWER_CASE)
+    if text == "lower":
+        return words
+    if text == "written":
+        return WrittenWords(words, splits[split], max_length)
+    single_case = tuple(float(case == text) for case in CASES)
+    return WrittenWords(words, splits[split], max_length, single_case, digit_share=0.0, apostrophe_share=0.0)
 
 
 @lru_cache(maxsize=4)
@@ -135,7 +143,7 @@ def shard_draws(dataset: DatasetSpec, shard_index: int) -> Iterator[tuple[np.nda
     """The samples of one shard, each with its degraded image before preprocessing
     (``draw_sample``)."""
     size = dataset.shard_size(shard_index)
-    sampler = _word_sampler(dataset.split, dataset.input_spec.max_word_length)
+    sampler = _word_sampler(dataset.split, dataset.input_spec.max_word_length, dataset.text)
     families = _faces_by_family(dataset.font_set)
     rng = shard_rng(dataset, shard_index)
     for _ in range(size):
@@ -175,7 +183,7 @@ def dataset_params(dataset: DatasetSpec) -> dict:
     """What determines a dataset's bytes; a dataset with equal params need not be made again."""
     faces = font_faces(dataset.font_set)
     split = dataset.split
-    return {
+    params = {
         "generator": GENERATOR_VERSION,
         "seed": int(dataset.seed),
         "split": split,
@@ -189,6 +197,9 @@ def dataset_params(dataset: DatasetSpec) -> dict:
         "words": len(split_words(load_words(1, dataset.input_spec.max_word_length))[split]),
         "random_string_fraction": RANDOM_STRING_FRACTION if split == "train" else 0.0,
     }
+    if dataset.text != "lower":  # so a lower-case dataset made before texts existed keeps its params
+        params["text"] = dataset.text
+    return params
 
 
 def generate_dataset(out_uri: str, dataset: DatasetSpec, workers: int = 2) -> shards.Manifest:
@@ -229,7 +240,7 @@ def finish_dataset(out_uri: str, dataset: DatasetSpec, infos: list[shards.ShardI
     manifest = shards.Manifest(
         split=dataset.split,
         input_spec=dataset.input_spec.to_dict(),
-        alphabet=ALPHABET,
+        alphabet=dataset.alphabet,
         shards=infos,
         params=dataset_params(dataset),
     )
@@ -335,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--font-set", choices=FONT_SETS, default="train", help="font families to render with")
     parser.add_argument("--shards", type=int, default=4, help="number of TFRecord shards")
     parser.add_argument("--workers", type=int, default=2, help="processes (output does not depend on it)")
+    parser.add_argument("--text", choices=TEXTS, default="lower",
+                        help="lower: lower-case words; written: as people write them (Title case, capitals, "
+                        "digits, apostrophes); title, upper: every word in that case")  # fmt: skip
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -345,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         tier=args.tier,
         font_set=args.font_set,
         num_shards=args.shards,
+        text=args.text,
     )
     manifest = generate_dataset(args.out, dataset, args.workers)
     log.info("dataset %s: %d samples, preview at %s", args.out, manifest.count, storage.join(args.out, PREVIEW_NAME))

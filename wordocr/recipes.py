@@ -41,6 +41,8 @@ BENCH_FONT_SETS = ("train", "heldout")
 GATE_CELLS = tuple(f"{font_set}/{tier}" for font_set in BENCH_FONT_SETS for tier in BENCH_TIERS)
 
 Setting = int | float | str | bool
+# What a model can be trained on (wordocr.dataset_spec.TEXTS has the test cells' texts too).
+TRAIN_TEXTS = ("lower", "written")
 
 # TrainConfig's options that a pipeline run does not take (only `python -m wordocr.train` does), and why.
 CLI_ONLY = {
@@ -155,8 +157,13 @@ class Recipe:
     gate: dict[str, float]
     regression_tolerance: float
     train_tier: str = "train"  # the training mixture of clean, noisy and hard images
+    # What the training and validation words are (wordocr.dataset_spec.TEXTS): "lower", lower-case
+    # words, a model of a-z; "written", words as people write them, a model of a-z, A-Z, 0-9 and '.
+    train_text: str = "lower"
 
     def __post_init__(self) -> None:
+        if self.train_text not in TRAIN_TEXTS:
+            raise ValueError(f"recipe {self.name!r}: train_text {self.train_text!r}, expected one of {TRAIN_TEXTS}")
         if set(self.gate) != set(GATE_CELLS):
             raise ValueError(f"recipe {self.name!r}: gate cells {sorted(self.gate)}, expected {list(GATE_CELLS)}")
 

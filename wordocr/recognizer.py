@@ -25,6 +25,7 @@ import numpy as np
 
 from wordocr.alphabet import Alphabet
 from wordocr.artifact import load_language_model
+from wordocr.calibration import Calibration
 from wordocr.char_lm import CANDIDATES, CharLanguageModel
 from wordocr.config import InputSpec
 from wordocr.decode import beam_decode, greedy_decode_with_confidence
@@ -84,6 +85,8 @@ class Reader:
         self.info = info or {}
         self.language_model = language_model
         self.second_look_below = second_look_below  # 0 turns the second look off
+        # From raw confidence to the probability of being right (None: raw, as before calibration).
+        self.calibration = Calibration.from_dict(self.info.get("calibration"))
 
     def warm_up(self) -> None:
         """Run the whole path once (the beam search compiles with numba, about a second), so no
@@ -111,11 +114,18 @@ class Reader:
         With beam search, readings less sure than ``second_look_below`` get a second look
         (``wordocr.second_look``): the most confident reading of the image and its lighter and
         heavier variants is kept, with that reading's top paths; a variant's empty reading never is.
+        The second look's threshold is on the raw confidence; beam readings come back calibrated
+        where the artifact has a calibration (``wordocr.calibration``), greedy ones raw.
         """
         images = self._check(images)
         results = self._read(images, top_k)
-        if top_k <= 0:
-            return results
+        if top_k > 0:
+            self._second_look(images, results, top_k)
+            if self.calibration is not None:
+                _calibrate(results, self.calibration)
+        return results
+
+    def _second_look(self, images: np.ndarray, results: list[Recognition], top_k: int) -> None:
         unsure = [i for i, r in enumerate(results) if r.confidence < self.second_look_below]
         if unsure:
             second = self._read(variants(images[unsure]), top_k)
@@ -124,7 +134,6 @@ class Reader:
                     # A variant can fade a lone thin letter away; no reading is never a better one.
                     if candidate.text and candidate.confidence > results[i].confidence:
                         results[i] = candidate
-        return results
 
     def _read(self, images: np.ndarray, top_k: int) -> list[Recognition]:
         logits = self.logits(images)
@@ -137,6 +146,17 @@ class Reader:
             Recognition(*(paths[0] if paths else greedy), [w for w, _ in paths], [p for _, p in paths])
             for greedy, paths in zip(best, beams, strict=True)
         ]
+
+
+def _calibrate(results: list[Recognition], calibration: Calibration) -> None:
+    """Every confidence of ``results`` mapped by ``calibration``, in one vectorised call."""
+    counts = [len(r.top_confidences) for r in results]
+    raw = [r.confidence for r in results] + [c for r in results for c in r.top_confidences]
+    mapped = calibration.apply(raw).tolist()
+    tops = iter(mapped[len(results):])
+    for result, confidence, count in zip(results, mapped, counts, strict=False):
+        result.confidence = confidence
+        result.top_confidences = [next(tops) for _ in range(count)]
 
 
 class Recognizer(Reader):

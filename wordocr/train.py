@@ -402,19 +402,49 @@ def train(
     # Reports first, spec.json (inside save_artifact) last: a folder with spec.json is complete.
     storage.write_bytes(storage.join(out_dir, "history.json"), json.dumps(history, indent=2).encode())
     storage.write_bytes(storage.join(out_dir, "training_curves.png"), plot_curves(history))
-    save_trained_model(model, out_dir, spec, alphabet, summary, config.model_size, config.spelling_weight)
+    save_trained_model(model, out_dir, spec, alphabet, summary, config.model_size, config.spelling_weight,
+                       calibration_uri=val_uri)  # fmt: skip
     return TrainResult(out_dir, tracker.best_epoch, tracker.best_value, epochs_run, history, images_per_second)
 
 
 def save_trained_model(model: keras.Model, out_dir: str, spec: InputSpec, alphabet: Alphabet,
-                       summary: dict[str, Any], model_size: ModelSize, spelling_weight: float) -> None:
+                       summary: dict[str, Any], model_size: ModelSize, spelling_weight: float,
+                       calibration_uri: str | None = None) -> None:  # fmt: skip
     """Write the artifact the predictor loads: the model, the spelling model of the training words
-    (unless ``spelling_weight`` is 0) and spec.json with the training summary, last."""
+    (unless ``spelling_weight`` is 0) and spec.json with the training summary and, fitted on the
+    dataset at ``calibration_uri`` (the validation images), the calibration of its confidences, last."""
     spelling = None
     if spelling_weight > 0:
         spelling = char_lm.training_words_model(spec.max_word_length, alphabet, spelling_weight)
-    save_artifact(model, out_dir, spec, alphabet, {"training": summary, "model_size": model_size.to_dict()},
-                  language_model=spelling)  # fmt: skip
+    extra: dict[str, Any] = {"training": summary, "model_size": model_size.to_dict()}
+    if calibration_uri:
+        extra["calibration"] = fit_calibration(model, spec, alphabet, spelling, calibration_uri)
+    save_artifact(model, out_dir, spec, alphabet, extra, language_model=spelling)
+
+
+def fit_calibration(model: keras.Model, spec: InputSpec, alphabet: Alphabet,
+                    spelling: char_lm.CharLanguageModel | None, data_uri: str) -> dict[str, Any]:  # fmt: skip
+    """Read the dataset at ``data_uri`` as the predictor would (beam, spelling, second look) and fit
+    ``wordocr.calibration`` to its raw confidences; the fit's parameters with the expected
+    calibration error before and after."""
+    from wordocr.artifact import inference_copy
+    from wordocr.calibration import fit, reliability
+    from wordocr.recognizer import Recognizer
+
+    reader = Recognizer(inference_copy(model), spec, alphabet, language_model=spelling, xla_batch_buckets=())
+    confidences, correct = [], []
+    samples = list(shards.iter_samples(data_uri))
+    for start in range(0, len(samples), 256):
+        batch = samples[start : start + 256]
+        for sample, reading in zip(batch, reader.recognize(np.stack([s.image for s in batch]), top_k=1), strict=True):
+            confidences.append(reading.confidence)
+            correct.append(reading.text == sample.text)
+    calibration = fit(confidences, correct)
+    before = reliability(confidences, correct)["ece"]
+    after = reliability(calibration.apply(confidences), correct)["ece"]
+    log.info("calibration on %d validation images: slope %.3f, offset %.3f; ECE %.4f -> %.4f",
+             len(correct), calibration.slope, calibration.offset, before, after)
+    return {**calibration.to_dict(), "ece_raw": before, "ece_calibrated": after}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -39,8 +39,9 @@ def dataset_specs(recipe: Recipe) -> dict:
     seed = recipe.training.seed
     return {
         "train": DatasetSpec("train", recipe.train_samples, seed, tier=recipe.train_tier, font_set="train",
-                             num_shards=recipe.num_shards),
-        "val": DatasetSpec("val", recipe.val_samples, seed, tier=recipe.train_tier, font_set="train", num_shards=1),
+                             num_shards=recipe.num_shards, text=recipe.train_text),
+        "val": DatasetSpec("val", recipe.val_samples, seed, tier=recipe.train_tier, font_set="train", num_shards=1,
+                           text=recipe.train_text),
         "test": DatasetSpec("test", recipe.test_samples, seed, tier="noisy", font_set="train", num_shards=1),
     }  # fmt: skip
 
