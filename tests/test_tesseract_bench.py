@@ -40,6 +40,18 @@ def test_reader_returns_lower_case_words_and_reads_clean_text(reader, clean_samp
 
 
 @needs_tesseract
+def test_a_reader_for_written_words_keeps_their_case_and_digits():
+    from wordocr.config import WRITTEN
+
+    words = ("Garden", "RIVER", "model2")
+    images = [render_word(w, DEFAULT_INPUT_SPEC) for w in words]
+    with tesseract.TesseractReader(tesseract.TesseractSettings(whitelist=WRITTEN, lower_case=False)) as cased:
+        preds = cased.read(images)
+    assert any(p != p.lower() for p in preds)  # capitals come back as capitals
+    assert word_accuracy(preds, list(words)) >= 2 / 3
+
+
+@needs_tesseract
 def test_parallel_reading_keeps_the_order(reader, clean_samples):
     images = [s.image for s in clean_samples]
     with tesseract.TesseractReader() as second:

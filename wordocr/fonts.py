@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from wordocr.config import ALPHABET
+from wordocr.config import WRITTEN
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,8 @@ def _axis_name(axis: dict) -> str:
 
 @cache
 def covers_alphabet(path: str) -> bool:
-    """Whether the font has a distinct, visible glyph for every letter the model reads."""
+    """Whether the font has a distinct, visible glyph for every character a model reads (the
+    written alphabet: a-z, A-Z, 0-9 and the apostrophe; every installed face has)."""
     font = ImageFont.truetype(path, _COVERAGE_SIZE)
 
     def glyph(char: str) -> tuple:
@@ -127,7 +128,7 @@ def covers_alphabet(path: str) -> bool:
         return mask.size, bytes(mask)
 
     missing = glyph("\uffff")  # a noncharacter: renders as the font's .notdef glyph
-    glyphs = [glyph(c) for c in ALPHABET]
+    glyphs = [glyph(c) for c in WRITTEN]
     visible = all(size[0] * size[1] and any(data) and (size, data) != missing for size, data in glyphs)
     return visible and len(set(glyphs)) == len(glyphs)
 
@@ -142,7 +143,7 @@ def _family_faces(family: str) -> list[FontFace]:
         if HAIRLINE_STYLE.search(path.stem.rpartition("-")[2]):
             continue
         if not covers_alphabet(str(path)):
-            log.warning("skipping %s: it cannot render a-z", path.name)
+            log.warning("skipping %s: it cannot render a-z, A-Z, 0-9 and the apostrophe", path.name)
             continue
         font = ImageFont.truetype(str(path), _COVERAGE_SIZE)
         weight_axis = _weight_axis(font)
