@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import comparison, per_face, runtimes, serving_bench, text_cells
+from bench import comparison, confidence, per_face, runtimes, serving_bench, text_cells
 from bench.plot import plot_faces, plot_report
 from wordocr.recipes import BENCH_FONT_SETS, BENCH_TIERS
 
@@ -98,6 +98,7 @@ def bench_accuracy(artifact_uri: str, samples: int, seed: int, workdir: Path, te
                 "cer": round(metrics["cer"], 4),
                 "count": metrics["count"],
                 "short_words_accuracy": _short_word_accuracy(metrics),
+                "reliability": metrics["reliability"],
                 **rounded_breakdowns(metrics),
             }
             if readers:
@@ -283,6 +284,8 @@ def model_facts(artifact_uri: str) -> dict:
         "train_images_per_s": round(training.get("train_images_per_second", float("nan")), 1),
         "train_count": training.get("train_count"),
         "best_val_word_accuracy": training.get("best_val_word_accuracy"),
+        "alphabet": spec.get("alphabet"),
+        "calibration": spec.get("calibration"),
     }
 
 
@@ -301,6 +304,7 @@ def markdown(report: dict) -> str:
     lines += _short_word_lines(report)
     lines += _tesseract_accuracy_lines(report)
     lines += text_cells.text_lines(report)
+    lines += confidence.confidence_lines(report)
     lines += per_face.word_class_lines(report)
     lines += per_face.family_lines(report)
     if "in_process" not in report:

@@ -45,6 +45,7 @@ def bench_texts(artifact_uri: str, recognizer, texts: tuple[str, ...], samples: 
                     "word_accuracy_ignoring_case": round(metrics["word_accuracy_ignoring_case"], 4),
                     "cer": round(metrics["cer"], 4),
                     "count": metrics["count"],
+                    "reliability": metrics["reliability"],
                     **rounded_breakdowns(metrics),
                 }
                 if tesseract is not None:

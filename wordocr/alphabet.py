@@ -57,9 +57,19 @@ class Alphabet:
         foreign = sorted({c for c in word if c not in self.chars})
         if foreign:
             raise InvalidWordError(
-                f"word contains characters outside the alphabet {self.chars!r}: {''.join(foreign)!r}"
+                f"word contains characters outside the alphabet ({self.describe()}): {''.join(foreign)!r}"
             )
         return word
+
+    def describe(self) -> str:
+        """The characters as a person reads a list of them: runs as ranges, "a-z, A-Z, 0-9, '"."""
+        runs: list[list[str]] = []
+        for char in self.chars:
+            if runs and ord(char) == ord(runs[-1][-1]) + 1:
+                runs[-1].append(char)
+            else:
+                runs.append([char])
+        return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 2 else "".join(run) for run in runs)
 
     def is_valid(self, word: str, max_length: int) -> bool:
         try:
