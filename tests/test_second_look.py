@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.tiny_data import TINY_SPEC
 from wordocr.alphabet import Alphabet
-from wordocr.recognizer import Recognizer
+from wordocr.recognizer import Reader, Recognizer
 from wordocr.second_look import SECOND_LOOK_BELOW, heavier_strokes, lighter_strokes, variants
 
 
@@ -67,8 +67,7 @@ class ScriptedRecognizer(Recognizer):
     """The recognizer's reading logic over logits a script gives per image (no network)."""
 
     def __init__(self, script, second_look_below: float = SECOND_LOOK_BELOW):
-        self.spec, self.alphabet, self.info, self.language_model = TINY_SPEC, ALPHABET, {}, None
-        self.second_look_below = second_look_below
+        Reader.__init__(self, TINY_SPEC, ALPHABET, {}, None, second_look_below)  # not Recognizer's: no network
         self.script = script
         self.batches: list[int] = []
 

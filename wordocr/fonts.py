@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-from wordocr.config import WRITTEN
+from wordocr.config import LOWER_CASE, WRITTEN
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,10 @@ def _axis_name(axis: dict) -> str:
 
 @cache
 def covers_alphabet(path: str) -> bool:
-    """Whether the font has a distinct, visible glyph for every character a model reads (the
-    written alphabet: a-z, A-Z, 0-9 and the apostrophe; every installed face has)."""
+    """Whether the font has a visible glyph for every character a model reads (the written
+    alphabet: a-z, A-Z, 0-9 and the apostrophe), the lower-case letters each distinct. Capitals
+    and digits may repeat a glyph: Oswald's I is its l, as in many sans faces, and a reader tells
+    them apart by their place in the word, as a person does."""
     font = ImageFont.truetype(path, _COVERAGE_SIZE)
 
     def glyph(char: str) -> tuple:
@@ -130,7 +132,8 @@ def covers_alphabet(path: str) -> bool:
     missing = glyph("\uffff")  # a noncharacter: renders as the font's .notdef glyph
     glyphs = [glyph(c) for c in WRITTEN]
     visible = all(size[0] * size[1] and any(data) and (size, data) != missing for size, data in glyphs)
-    return visible and len(set(glyphs)) == len(glyphs)
+    lower = [glyph(c) for c in LOWER_CASE]
+    return visible and len(set(lower)) == len(lower)
 
 
 def _family_faces(family: str) -> list[FontFace]:
