@@ -75,11 +75,26 @@ def test_a_reader_returns_calibrated_confidences_where_the_artifact_has_them():
     calibrated = reader.recognize(images)
     assert [r.text for r in calibrated] == [r.text for r in raw] == ["cat", "cat"]
     assert calibrated[0].confidence == pytest.approx(float(calibration.apply(raw[0].confidence)))
-    np.testing.assert_allclose(calibrated[1].top_confidences, calibration.apply(raw[1].top_confidences))
     assert calibrated[0].confidence < raw[0].confidence
+    # The reading is the first top path; the runners-up keep their shares, none above the reading.
+    top = calibrated[1].top_confidences
+    assert top[0] == calibrated[1].confidence and top == sorted(top, reverse=True)
+    np.testing.assert_allclose(top[1:], np.minimum(raw[1].top_confidences[1:], top[0]))
     # Greedy readings (top_k=0) are another quantity: they stay raw.
     assert reader.recognize(images, top_k=0)[0].confidence == raw_greedy(spec, alphabet, images)
 
 
 def raw_greedy(spec, alphabet, images) -> float:
     return _FixedLogits(spec, alphabet, second_look_below=0).recognize(images, top_k=0)[0].confidence
+
+
+def test_a_confidence_raised_by_calibration_shrinks_the_runners_up_to_keep_a_distribution():
+    spec, alphabet = InputSpec(), Alphabet()
+    images = np.full((1, spec.height, spec.width), 255, np.uint8)
+    [raw] = _FixedLogits(spec, alphabet, second_look_below=0).recognize(images)
+    sure = Calibration(1.0, 3.0)  # an under-confident model's map: every confidence goes up
+    [raised] = _FixedLogits(spec, alphabet, {"calibration": sure.to_dict()}, second_look_below=0).recognize(images)
+    assert raised.confidence > raw.confidence
+    assert sum(raised.top_confidences) <= 1.0 + 1e-9
+    scale = (1 - raised.confidence) / (1 - raw.confidence)
+    np.testing.assert_allclose(raised.top_confidences[1:], np.array(raw.top_confidences[1:]) * scale)

@@ -149,14 +149,19 @@ class Reader:
 
 
 def _calibrate(results: list[Recognition], calibration: Calibration) -> None:
-    """Every confidence of ``results`` mapped by ``calibration``, in one vectorised call."""
-    counts = [len(r.top_confidences) for r in results]
-    raw = [r.confidence for r in results] + [c for r in results for c in r.top_confidences]
-    mapped = calibration.apply(raw).tolist()
-    tops = iter(mapped[len(results):])
-    for result, confidence, count in zip(results, mapped, counts, strict=False):
+    """Each reading's confidence mapped by ``calibration`` (one vectorised call). The calibration
+    is fitted for the reading, which is the first top path; the runners-up keep their beam
+    shares, scaled down where the reading's confidence rose so that the top paths still sum to at
+    most 1, and never above the reading's, so the top paths stay sorted."""
+    raw = np.array([r.confidence for r in results], np.float64)
+    mapped = calibration.apply(raw)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scales = np.where(raw < 1.0, np.minimum(1.0, (1.0 - mapped) / (1.0 - raw)), 0.0)
+    for result, confidence, scale in zip(results, mapped.tolist(), scales.tolist(), strict=True):
         result.confidence = confidence
-        result.top_confidences = [next(tops) for _ in range(count)]
+        if result.top_confidences:
+            runners_up = [min(c * scale, confidence) for c in result.top_confidences[1:]]
+            result.top_confidences = [confidence, *runners_up]
 
 
 class Recognizer(Reader):
