@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from wordocr.alphabet import Alphabet
+from wordocr.written_forms import settle
 
 if TYPE_CHECKING:
     from wordocr.char_lm import CharLanguageModel
@@ -73,7 +74,8 @@ def beam_decode(
     With ``language_model`` the beam keeps ``candidates`` words (at least ``top_k``; by default
     ``beam_width``, all it can hold) and they are ordered by ``log P(word | image) + weight *
     log P_lm(word)``, which also shares out their probabilities (see the module notes). Fewer
-    than ``top_k`` come back when the beam holds fewer distinct words.
+    than ``top_k`` come back when the beam holds fewer distinct words. With an alphabet that has
+    capitals the ``candidates`` are also weighed by ``wordocr.written_forms.settle``.
     """
     from wordocr.beam_search import prefix_beam_search
 
@@ -84,20 +86,24 @@ def beam_decode(
         return []
     if candidates is None:
         candidates = beam_width
-    searched = top_k if language_model is None else max(top_k, candidates)
+    written = alphabet.has_capitals
+    searched = top_k if language_model is None and not written else max(top_k, candidates)
     # The search wants the blank last, which is our convention.
     labels, lengths, log_probs, found = prefix_beam_search(logits, max(beam_width, searched), searched)
     order = np.broadcast_to(np.arange(searched), log_probs.shape)
     probs = np.exp(log_probs)
     if language_model is not None:
         order, probs = _rerank(labels, lengths, log_probs, found, language_model, alphabet)
-    return [
+    readings = [
         [
             (alphabet.decode(labels[b, k, : lengths[b, k]].tolist()), float(probs[b, k]))
-            for k in order[b, : min(top_k, found[b])]
+            for k in order[b, : found[b] if written else min(top_k, found[b])]
         ]
         for b in range(len(logits))
     ]
+    if written:
+        readings = [settle(candidates)[:top_k] for candidates in readings]
+    return readings
 
 
 def _rerank(
