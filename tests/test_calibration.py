@@ -98,3 +98,37 @@ def test_a_confidence_raised_by_calibration_shrinks_the_runners_up_to_keep_a_dis
     assert sum(raised.top_confidences) <= 1.0 + 1e-9
     scale = (1 - raised.confidence) / (1 - raw.confidence)
     np.testing.assert_allclose(raised.top_confidences[1:], np.array(raw.top_confidences[1:]) * scale)
+
+
+def test_invert_undoes_apply():
+    calibration = Calibration(1.37, -0.32)
+    for raw in (0.05, 0.5, 0.7, 0.93, 0.999):
+        assert calibration.invert(float(calibration.apply(raw))) == pytest.approx(raw, rel=1e-6)
+    assert calibration.invert(0.0) == 0.0 and calibration.invert(1.0) == 1.0
+
+
+class _CountingFixedLogits(_FixedLogits):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.batches: list[int] = []
+
+    def logits(self, images):
+        self.batches.append(len(images))
+        return super().logits(images)
+
+
+def test_the_second_look_threshold_is_on_the_calibrated_confidence():
+    spec, alphabet = InputSpec(), Alphabet()
+    images = np.full((1, spec.height, spec.width), 255, np.uint8)
+    raw = _CountingFixedLogits(spec, alphabet, second_look_below=0).recognize(images)[0].confidence
+    below = 0.5
+    assert raw > below  # raw, "cat" is sure enough for no second look ...
+    plain = _CountingFixedLogits(spec, alphabet, second_look_below=below)
+    plain.recognize(images)
+    assert plain.batches == [1]
+    # ... but a calibration that brings it under the threshold gets it one: the image, then its variants.
+    calibration = Calibration(1.0, float(np.log(0.4 / 0.6) - np.log(raw / (1 - raw))))  # raw -> 0.4
+    assert float(calibration.apply(raw)) == pytest.approx(0.4)
+    calibrated = _CountingFixedLogits(spec, alphabet, {"calibration": calibration.to_dict()}, second_look_below=below)
+    assert calibrated.recognize(images)[0].confidence == pytest.approx(0.4, abs=0.01)
+    assert calibrated.batches == [1, 2]

@@ -33,6 +33,12 @@ class Calibration:
     def apply(self, confidences: np.ndarray | list[float] | float) -> np.ndarray:
         return _sigmoid(self.slope * _logit(np.asarray(confidences, np.float64)) + self.offset)
 
+    def invert(self, calibrated: float) -> float:
+        """The raw confidence that ``apply`` maps to ``calibrated`` (0 and 1 map to themselves)."""
+        if calibrated <= 0.0 or calibrated >= 1.0 or self.slope <= 0.0:
+            return float(min(max(calibrated, 0.0), 1.0))
+        return float(_sigmoid((_logit(np.float64(calibrated)) - self.offset) / self.slope))
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -114,8 +114,9 @@ class Reader:
         With beam search, readings less sure than ``second_look_below`` get a second look
         (``wordocr.second_look``): the most confident reading of the image and its lighter and
         heavier variants is kept, with that reading's top paths; a variant's empty reading never is.
-        The second look's threshold is on the raw confidence; beam readings come back calibrated
-        where the artifact has a calibration (``wordocr.calibration``), greedy ones raw.
+        Beam readings come back calibrated where the artifact has a calibration
+        (``wordocr.calibration``), greedy ones raw; the second look's threshold is on the
+        confidence that comes back, so it means the same chance of being right for every model.
         """
         images = self._check(images)
         results = self._read(images, top_k)
@@ -126,7 +127,10 @@ class Reader:
         return results
 
     def _second_look(self, images: np.ndarray, results: list[Recognition], top_k: int) -> None:
-        unsure = [i for i, r in enumerate(results) if r.confidence < self.second_look_below]
+        below = self.second_look_below
+        if self.calibration is not None:  # readings are still raw here
+            below = self.calibration.invert(below)
+        unsure = [i for i, r in enumerate(results) if r.confidence < below]
         if unsure:
             second = self._read(variants(images[unsure]), top_k)
             for j, i in enumerate(unsure):

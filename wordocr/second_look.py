@@ -18,7 +18,10 @@ from __future__ import annotations
 import numpy as np
 
 # Readings less sure than this get the second look; the recognizer's confidence of a beam reading
-# (the summed probability of its alignments, reranked by spelling) is the measure.
+# (the summed probability of its alignments, reranked by spelling; calibrated where the model has
+# a calibration) is the measure. Chosen again on the calibrated score of the model that reads
+# capitals and digits: every threshold from 0.5 to 0.95, and none, read its validation faces
+# within 0.1 points of each other (docs/experiments.md, 2026-12-05), so 0.7 stays.
 SECOND_LOOK_BELOW = 0.7
 
 
