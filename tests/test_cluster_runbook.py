@@ -179,9 +179,3 @@ def test_knative_does_not_resolve_tags_of_the_private_registry():
     line = expand(commands()[first(r"registries-skipping-tag-resolving")])
     assert f"{ENV['REGION']}-docker.pkg.dev" in line and "config-deployment" in line
     assert ENV["REGISTRY"].startswith(f"{ENV['REGION']}-docker.pkg.dev/")
-
-
-def test_the_page_speaks_of_the_project_only():
-    text = DOC.read_text().lower()
-    for word in ("session", "borrowed", "the issue"):
-        assert word not in text, word

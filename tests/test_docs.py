@@ -184,6 +184,24 @@ def test_no_fence_swallows_the_text_after_it(name):
     assert fences_that_swallow_text((ROOT / name).read_text(encoding="utf-8")) == []
 
 
+# A page describes word-ocr as it is; what a change was for belongs in its commit, not in
+# a pointer to a tracker entry that a reader of the page cannot follow.
+TRACKER_REFERENCE = re.compile(r"\b(?:issue|ticket|pr)s? #?\d+\b|(?<![\w/&])#\d+\b", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_no_page_points_at_tracker_entries(name):
+    text = (ROOT / name).read_text(encoding="utf-8")
+    assert TRACKER_REFERENCE.findall(text) == [] and "the issue" not in text.lower()
+
+
+def test_a_tracker_reference_is_flagged_and_a_heading_anchor_is_not():
+    for flagged in ("as issue 18 asks", "see #17", "Issues #3"):
+        assert TRACKER_REFERENCE.search(flagged), flagged
+    for fine in ("[limits](model.md#limits)", "`Q&#39;`", "a 1 # comment", "GitHub's #L10 anchors"):
+        assert not TRACKER_REFERENCE.search(fine), fine
+
+
 def test_the_front_door_and_the_docs_folder_are_checked():
     assert "README.md" in DOCUMENTS
     assert any(name.startswith("docs/") for name in DOCUMENTS)
