@@ -42,6 +42,29 @@ def test_a_heavy_word_cropped_flush_reads_as_with_margins(word, face, size):
 
 
 @pytest.mark.parametrize(
+    ("word", "face"),
+    [
+        ("SHEARER", "encode-sans/EncodeSans[wdth,wght].ttf@wght=800"),
+        ("DEBRIEF", "fira-code/FiraCode[wght].ttf@wght=600"),
+        ("WELLHEAD", "fira-code/FiraCode[wght].ttf@wght=700"),
+        ("SPLUTTERER", "roboto-condensed/RobotoCondensed[wght].ttf@wght=800"),
+        ("TERMLESS", "roboto-mono/RobotoMono-Italic[wght].ttf@wght=700"),
+    ],
+)
+@pytest.mark.parametrize("size", [24, 40])
+def test_heavy_capitals_cropped_flush_keep_their_polarity(word, face, size):
+    # Their flat tops and bases make the crop's top and bottom rows mostly ink, so a polarity read
+    # from the whole border came out inverted (and the word often lost): the sides decide.
+    flush = render_word(word, face_by_name(face), size, (0, 0, 0, 0))
+    dark, light = find_word(flush), find_word(255 - flush)
+    assert dark is not None and not dark.inverted
+    assert light is not None and light.inverted
+    expected = preprocess(on_page(flush, 20, 20, 20, 20))
+    assert mean_difference(preprocess(flush), expected) < 4
+    assert mean_difference(preprocess(255 - flush), expected) < 4
+
+
+@pytest.mark.parametrize(
     ("word", "face", "size"),
     [
         ("jig", "inter/Inter[opsz,wght].ttf@wght=800", 24),  # found no ink at all before
