@@ -266,3 +266,40 @@ def test_the_box_in_a_mask_holds_the_letters_and_leaves_out_a_far_rule_and_speck
 
 def test_an_empty_mask_has_no_box():
     assert word_box_in_mask(np.zeros((32, 100), bool)) is None
+
+
+def _follow_strokes_as_arrays(mask, row, step, gap, reach):
+    """The rule ``word_box._follow_strokes`` compiles, stated with whole-row numpy operations."""
+    alive = np.where(mask[row], gap, 0)
+    edge = row
+    stop = min(row + reach + 1, mask.shape[0]) if step > 0 else max(row - reach - 1, -1)
+    for r in range(row + step, stop, step):
+        near = alive.copy()
+        np.maximum(near[1:], alive[:-1], out=near[1:])
+        np.maximum(near[:-1], alive[1:], out=near[:-1])
+        hit = mask[r] & (near > 0)
+        if hit.any():
+            edge = r
+        alive = np.where(hit, gap, np.maximum(near - 1, 0))
+        if not alive.any():
+            break
+    return edge
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_following_strokes_compiled_matches_the_rule_stated_with_arrays(seed):
+    from wordocr.word_box import _follow_strokes
+
+    rng = np.random.default_rng(seed)
+    checked = set()
+    for _ in range(300):
+        height, width = int(rng.integers(2, 40)), int(rng.integers(1, 60))
+        mask = rng.random((height, width)) < rng.uniform(0.02, 0.5)
+        left = int(rng.integers(0, width))
+        view = mask[:, left:]  # the box's columns: a strided view, as word_box passes it
+        row, step = int(rng.integers(0, height)), int(rng.choice([-1, 1]))
+        gap, reach = int(rng.integers(1, 6)), int(rng.integers(0, height + 2))
+        expected = _follow_strokes_as_arrays(view, row, step, gap, reach)
+        assert _follow_strokes(view, row, step, gap, reach) == expected
+        checked.add(expected != row)
+    assert checked == {True, False}  # both outcomes met: strokes followed, and none to follow

@@ -17,26 +17,15 @@ hash of their letters, which is how "prefix + letter" finds a prefix already in 
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-
-def _jit(function):
-    """``numba.njit``, with the compiled code cached on disk: compiling the search takes 1-10 s
-    and 90 MiB of LLVM at every start, loading it from the cache well under a second. The cache
-    goes beside this file or, where that is read-only, to ``NUMBA_CACHE_DIR`` / the user's cache
-    folder; with no writable place at all the search is compiled at every start, as before."""
-    try:
-        return numba.njit(nogil=True, cache=True)(function)
-    except RuntimeError:  # numba: "no locator available" for a cache
-        return numba.njit(nogil=True)(function)
-
+from wordocr.jit import compiled
 
 _HASH_SEED = np.uint64(1469598103934665603)
 _HASH_PRIME = np.uint64(1099511628211)
 
 
-@_jit
+@compiled
 def _insert(score, origin, char, p_blank, p_char, hash_, parent_hash, n,
             s_score, s_origin, s_char, s_blank, s_pchar, s_hash, s_parent_hash):  # fmt: skip
     """Insert one candidate into the (descending) top list of length ``n``; returns the new length."""
@@ -67,7 +56,7 @@ def _insert(score, origin, char, p_blank, p_char, hash_, parent_hash, n,
     return n
 
 
-@_jit
+@compiled
 def _search_one(logits, width, top_k, out_labels, out_lengths, out_log_probs):
     """Beam search over one image's ``[T, C]`` logits (blank = class C-1); fills the outputs."""
     steps, classes = logits.shape
@@ -190,7 +179,7 @@ def _search_one(logits, width, top_k, out_labels, out_lengths, out_log_probs):
     return found
 
 
-@_jit
+@compiled
 def _search_batch(logits, width, top_k, out_labels, out_lengths, out_log_probs, out_found):
     for b in range(logits.shape[0]):
         out_found[b] = _search_one(logits[b], width, top_k, out_labels[b], out_lengths[b], out_log_probs[b])

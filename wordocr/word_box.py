@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from wordocr.jit import compiled
+
 # Rows/columns with no more than this many ink pixels count as empty (isolated noise pixels).
 MIN_PROFILE_COUNT = 1
 # Ink bands separated by less than this times the text height belong to the word (an i's dot,
@@ -216,23 +218,44 @@ def _unpack(bits: int, nbytes: int, width: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(bits.to_bytes(nbytes, "big"), np.uint8))[:width].astype(bool)
 
 
+@compiled
 def _follow_strokes(mask: np.ndarray, row: int, step: int, gap: int, reach: int) -> int:
     """The last row, going from ``row`` in direction ``step``, with ink that continues the ink
     of the row before it (same or next column), allowing breaks of up to ``gap`` rows (an i's
     dot, an underline right below) and going at most ``reach`` rows. Specks that do not sit
-    on a letter's stroke, and rules or lines farther than ``gap``, are not reached."""
-    alive = np.where(mask[row], gap, 0)
+    on a letter's stroke, and rules or lines farther than ``gap``, are not reached.
+
+    Each column carries how many more rows a stroke may break there (``alive``): ``gap`` where
+    the row has ink next to a live column, one less per row without. Compiled: as numpy calls
+    per row this loop was a quarter of all preprocessing."""
+    height, width = mask.shape
+    alive = np.zeros(width, np.int64)
+    near = np.zeros(width, np.int64)
+    for column in range(width):
+        if mask[row, column]:
+            alive[column] = gap
     edge = row
-    stop = min(row + reach + 1, mask.shape[0]) if step > 0 else max(row - reach - 1, -1)
+    stop = min(row + reach + 1, height) if step > 0 else max(row - reach - 1, -1)
     for r in range(row + step, stop, step):
-        near = alive.copy()
-        np.maximum(near[1:], alive[:-1], out=near[1:])
-        np.maximum(near[:-1], alive[1:], out=near[:-1])
-        hit = mask[r] & (near > 0)
-        if hit.any():
+        for column in range(width):
+            level = alive[column]
+            if column > 0 and alive[column - 1] > level:
+                level = alive[column - 1]
+            if column < width - 1 and alive[column + 1] > level:
+                level = alive[column + 1]
+            near[column] = level
+        hit = False
+        any_alive = False
+        for column in range(width):
+            if mask[r, column] and near[column] > 0:
+                alive[column] = gap
+                hit = True
+            else:
+                alive[column] = max(near[column] - 1, 0)
+            any_alive = any_alive or alive[column] > 0
+        if hit:
             edge = r
-        alive = np.where(hit, gap, np.maximum(near - 1, 0))
-        if not alive.any():
+        if not any_alive:
             break
     return edge
 
