@@ -39,7 +39,7 @@ from wordocr.written import CASES, WrittenWords
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "wordocr.generate/2"  # bump when the same params would give other images
+GENERATOR_VERSION = "wordocr.generate/3"  # bump when the same params would give other images
 PREVIEW_NAME = "preview.png"
 PREVIEW_SAMPLES = 48
 PREVIEW_COLUMNS = 3
