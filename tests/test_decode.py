@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from tests.support.ctc_logits import BLANK, logits_from_probs
 from wordocr.alphabet import Alphabet
 from wordocr.decode import beam_decode, greedy_decode, greedy_decode_with_confidence
 
 ALPHABET = Alphabet()
-BLANK = "-"
 
 
 def sharp_logits(*paths: str, strength: float = 12.0) -> np.ndarray:
@@ -19,15 +19,6 @@ def sharp_logits(*paths: str, strength: float = 12.0) -> np.ndarray:
             index = ALPHABET.blank_index if char == BLANK else ALPHABET.chars.index(char)
             logits[b, t, index] = strength
     return logits
-
-
-def logits_from_probs(steps: list[dict[str, float]]) -> np.ndarray:
-    """One image whose step t has exactly the given probabilities ('-' is blank; others ~0)."""
-    probs = np.full((1, len(steps), ALPHABET.num_classes), 1e-9, np.float64)
-    for t, step in enumerate(steps):
-        for char, p in step.items():
-            probs[0, t, ALPHABET.blank_index if char == BLANK else ALPHABET.chars.index(char)] = p
-    return np.log(probs / probs.sum(-1, keepdims=True)).astype(np.float32)
 
 
 def test_a_blank_between_repeats_keeps_both_letters():
@@ -52,7 +43,7 @@ def test_blank_is_the_last_class_not_the_first():
 
 
 def test_greedy_confidence_is_the_best_alignment_probability():
-    logits = logits_from_probs([{"a": 0.8, "-": 0.2}, {"-": 0.6, "b": 0.4}, {"b": 0.9, "-": 0.1}])
+    logits = logits_from_probs(ALPHABET, [{"a": 0.8, "-": 0.2}, {"-": 0.6, "b": 0.4}, {"b": 0.9, "-": 0.1}])
     [(word, confidence)] = greedy_decode_with_confidence(logits, ALPHABET)
     assert word == "ab"
     assert confidence == pytest.approx(0.8 * 0.6 * 0.9, rel=1e-4)
@@ -64,7 +55,7 @@ def test_greedy_rejects_logits_for_another_alphabet():
 
 
 def test_beam_ranks_the_top_three_words_by_probability():
-    logits = logits_from_probs([{"b": 0.3, "a": 0.5, "-": 0.2}])
+    logits = logits_from_probs(ALPHABET, [{"b": 0.3, "a": 0.5, "-": 0.2}])
     [paths] = beam_decode(logits, ALPHABET, top_k=3)
     assert [word for word, _ in paths] == ["a", "b", ""]
     assert [p for _, p in paths] == pytest.approx([0.5, 0.3, 0.2], abs=1e-4)
@@ -72,7 +63,7 @@ def test_beam_ranks_the_top_three_words_by_probability():
 
 def test_beam_sums_alignments_where_greedy_cannot():
     # Each step alone prefers blank (greedy reads ""), but "a" is spelt by a-, -a and aa: 0.64 > 0.36.
-    logits = logits_from_probs([{"a": 0.4, "-": 0.6}, {"a": 0.4, "-": 0.6}])
+    logits = logits_from_probs(ALPHABET, [{"a": 0.4, "-": 0.6}, {"a": 0.4, "-": 0.6}])
     assert greedy_decode(logits, ALPHABET) == [""]
     [paths] = beam_decode(logits, ALPHABET, top_k=3)
     words = [word for word, _ in paths]

@@ -1,9 +1,9 @@
 """The written-form prior over the beam's candidates: one case per word, digits at its ends, and a
 lone letter whose capital is its own shape given in lower case, as a guess."""
 
-import numpy as np
 import pytest
 
+from tests.support.ctc_logits import logits_from_probs
 from wordocr.alphabet import Alphabet
 from wordocr.config import WRITTEN
 from wordocr.decode import beam_decode
@@ -50,19 +50,11 @@ def test_a_lone_letter_with_a_capital_of_its_own_shape_keeps_its_case():
     assert settle([("a", 0.9), ("A", 0.05)])[0] == ("a", 0.9)
 
 
-def _logits(steps: list[dict[str, float]]) -> np.ndarray:
-    probs = np.full((1, len(steps), WRITTEN_ALPHABET.num_classes), 1e-6)
-    for t, step in enumerate(steps):
-        for char, p in step.items():
-            index = WRITTEN_ALPHABET.blank_index if char == "-" else WRITTEN_ALPHABET.chars.index(char)
-            probs[0, t, index] = p
-    return np.log(probs / probs.sum(-1, keepdims=True)).astype(np.float32)
-
-
 def test_beam_decode_weighs_forms_with_a_written_alphabet_only():
     # The image reads "mY" a little more surely than "mr": with capitals in the alphabet the
     # written form wins; the search itself, without the prior, prefers "mY".
-    logits = _logits([{"m": 1.0}, {"-": 1.0}, {"Y": 0.55, "r": 0.45}, {"-": 1.0}])
+    steps = [{"m": 1.0}, {"-": 1.0}, {"Y": 0.55, "r": 0.45}, {"-": 1.0}]
+    logits = logits_from_probs(WRITTEN_ALPHABET, steps, floor=1e-6)
     [paths] = beam_decode(logits, WRITTEN_ALPHABET, top_k=2)
     assert [w for w, _ in paths] == ["mr", "mY"]
     from wordocr.beam_search import prefix_beam_search
@@ -73,8 +65,6 @@ def test_beam_decode_weighs_forms_with_a_written_alphabet_only():
 
 def test_beam_decode_with_the_lower_case_alphabet_is_unchanged():
     lower = Alphabet()
-    probs = np.full((1, 3, lower.num_classes), 1e-6)
-    probs[0, 0, lower.chars.index("c")] = 1.0
-    probs[0, 1:, lower.blank_index] = 1.0
-    [paths] = beam_decode(np.log(probs).astype(np.float32), lower, top_k=1)
+    logits = logits_from_probs(lower, [{"c": 1.0}, {"-": 1.0}, {"-": 1.0}], floor=1e-6)
+    [paths] = beam_decode(logits, lower, top_k=1)
     assert paths[0][0] == "c" and paths[0][1] == pytest.approx(1.0, abs=1e-4)
