@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -34,6 +36,7 @@ def random_margins(rng: np.random.Generator, size: int, low: float = 0.0, high: 
     return tuple(int(v) for v in np.round(size * rng.uniform(low, high, size=4)))  # type: ignore[return-value]
 
 
+@cache  # finding the package costs more than a third of drawing the word; a failure is not cached
 def request_face() -> FontFace:
     folder = family_dir(REQUEST_FAMILY)
     if folder is None:
