@@ -99,6 +99,19 @@ def test_cells_of_faces_the_served_model_was_not_measured_on_are_not_compared():
     assert any(note.startswith("heldout cells not compared") for note in verdict.notes)
 
 
+def test_a_pass_says_how_many_cells_were_compared_with_the_served_model():
+    other_heldout = {**TEST_SET, "faces_sha256": {"train": "aaaa", "heldout": "cccc"}}
+    partly = judge(_record(0.95), THRESHOLDS, 0.02, _served(_record(0.95, test_set=other_heldout)))
+    assert partly.passed and "4 of 8 cells compared, within 0.020 of the served model" in partly.summary()
+    # Another generator: no cell is comparable, and the verdict does not claim it is within the tolerance.
+    other_generator = {**TEST_SET, "generator": "wordocr.generate/1"}
+    none = judge(_record(0.95), THRESHOLDS, 0.02, _served(_record(0.99, test_set=other_generator), "v1"))
+    assert none.passed and all(cell.champion is None for cell in none.cells)
+    assert none.summary() == (
+        "PASSED: every cell at or above its threshold; no cell comparable with the served model v1 (see the notes)"
+    )
+
+
 def test_another_draw_of_the_same_faces_is_compared_and_noted():
     other_draw = {**TEST_SET, "seed": 3, "images_per_cell": 2000}
     verdict = judge(_record(0.95), THRESHOLDS, 0.02, _served(_record(0.95, test_set=other_draw)))

@@ -68,8 +68,17 @@ class Verdict:
     def summary(self) -> str:
         """One line: PASSED, or REFUSED naming every failing cell and by how much."""
         if self.passed:
-            against = (f"within {self.tolerance:.3f} of the served model {self.champion_version}"
-                       if self.champion_version else "no model served yet")  # fmt: skip
+            compared = [cell for cell in self.cells if cell.champion is not None]
+            if not self.champion_version:
+                against = "no model served yet"
+            elif not compared:
+                # Not "within the tolerance": nothing was compared (another generator, faces or words).
+                against = f"no cell comparable with the served model {self.champion_version} (see the notes)"
+            elif len(compared) < len(self.cells):
+                against = (f"{len(compared)} of {len(self.cells)} cells compared, within {self.tolerance:.3f} "
+                           f"of the served model {self.champion_version}")  # fmt: skip
+            else:
+                against = f"within {self.tolerance:.3f} of the served model {self.champion_version}"
             return f"PASSED: every cell at or above its threshold; {against}"
         reasons = "; ".join(f"{cell.cell} {'; '.join(cell.failures)}" for cell in self.failed_cells)
         return f"REFUSED: {reasons}"
