@@ -25,6 +25,7 @@ def train_model(
     conv_filters: str,
     lstm_units: int,
     dropout: float,
+    width_downsample: int,
     mixed_precision: bool,
     spelling_weight: float,
     seed: int,
@@ -37,7 +38,8 @@ def train_model(
 
     The options are wordocr.recipes.TrainConfig's, as ``Recipe.settings()`` names them: ``clipnorm``
     0 trains without clipping, ``steps_per_epoch`` 0 makes an epoch one pass over the data,
-    ``conv_filters`` is comma separated ("32,64,128,128,256").
+    ``conv_filters`` is comma separated ("32,64,128,128,256"), ``width_downsample`` is the input
+    columns per CTC time step (the data's images are the same for any).
     With a ``checkpoint_root`` every epoch is saved under ``{checkpoint_root}/{run_id}/train``: a pod
     that is preempted and retried (same run, same run id) resumes after its last finished epoch.
     With a ``data_root`` the model goes to ``{data_root}/{run_id}/model`` (named by ``metadata["uri"]``).
@@ -65,6 +67,7 @@ def train_model(
         conv_filters=conv_filters,
         lstm_units=lstm_units,
         dropout=dropout,
+        width_downsample=width_downsample,
         mixed_precision=mixed_precision,
         spelling_weight=spelling_weight,
         seed=seed,

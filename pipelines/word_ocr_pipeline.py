@@ -54,6 +54,7 @@ def word_ocr_pipeline(
     conv_filters: str = CLUSTER_SETTINGS["conv_filters"],
     lstm_units: int = CLUSTER_SETTINGS["lstm_units"],
     dropout: float = CLUSTER_SETTINGS["dropout"],
+    width_downsample: int = CLUSTER_SETTINGS["width_downsample"],
     mixed_precision: bool = CLUSTER_SETTINGS["mixed_precision"],
     spelling_weight: float = CLUSTER_SETTINGS["spelling_weight"],
     regression_tolerance: float = CLUSTER_SETTINGS["regression_tolerance"],
@@ -74,7 +75,8 @@ def word_ocr_pipeline(
     write them (capitals, digits, apostrophes). The training options (``epochs`` to
     ``spelling_weight``) are wordocr.recipes.TrainConfig's:
     ``clipnorm`` 0 trains without clipping, ``steps_per_epoch`` 0 makes an epoch one pass over the
-    data, ``conv_filters`` is comma separated. ``test_samples``: images per cell of the test grid.
+    data, ``conv_filters`` is comma separated, ``width_downsample`` is the input columns per CTC time
+    step (4: 48 steps on the 192-pixel input). ``test_samples``: images per cell of the test grid.
     ``gate_<font set>_<tier>``: the least word accuracy of that cell; ``regression_tolerance``: how
     much lower than the served model's reading a cell may be (1 never refuses). ``workers``:
     processes of the validation data's task and of the evaluate task's test grid. ``data_root``: ""
@@ -141,6 +143,7 @@ def word_ocr_pipeline(
         conv_filters=conv_filters,
         lstm_units=lstm_units,
         dropout=dropout,
+        width_downsample=width_downsample,
         mixed_precision=mixed_precision,
         spelling_weight=spelling_weight,
         seed=seed,

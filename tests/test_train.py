@@ -1,5 +1,6 @@
 """Training: labels are encoded in tf.data, a tiny run overfits its words, and a killed run resumes."""
 
+import dataclasses
 import json
 
 import keras
@@ -7,13 +8,23 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.support.tiny_data import TINY_WORDS, tiny_train_config, tiny_trained_fixture, write_tiny_datasets  # noqa: F401
+from tests.support.tiny_data import (  # noqa: F401
+    TINY_SPEC,
+    TINY_WORDS,
+    make_samples,
+    tiny_train_config,
+    tiny_trained_fixture,
+    write_dataset,
+    write_tiny_datasets,
+)
 from wordocr import char_lm
 from wordocr.alphabet import Alphabet
 from wordocr.artifact import load_language_model, read_spec
+from wordocr.recipes import TrainConfig
 from wordocr.train import LABEL_PAD, config_from_args, encode_text, label_lookup, parse_args, train
 
 ALPHABET = Alphabet()
+TINY_SPEC_TALL = dataclasses.replace(TINY_SPEC, height=64)
 
 
 @pytest.mark.parametrize(
@@ -35,10 +46,39 @@ def test_words_become_padded_class_ids_in_tf_data(word, ids, valid):
 def test_cli_options_reach_the_config():
     args = parse_args(["--train", "t", "--val", "v", "--out", "o", "--epochs", "3", "--learning-rate", "0.01",
                        "--conv-filters", "8,8,8,8,8", "--lstm-units", "16", "--clipnorm", "0",
-                       "--spelling-weight", "0"])
+                       "--spelling-weight", "0", "--width-downsample", "2"])
     config = config_from_args(args)
+    assert config.width_downsample == 2
     assert (config.epochs, config.learning_rate, config.clipnorm, config.spelling_weight) == (3, 0.01, None, 0.0)
     assert config.model_size.conv_filters == (8, 8, 8, 8, 8) and config.model_size.lstm_units == 16
+
+
+def test_the_width_downsample_is_the_runs_not_the_datas(tmp_path):
+    # Data made at 4 columns a step trains a network that reads 2: the images are the same, and the
+    # artifact says the network's time resolution, which the predictor and the ONNX export follow.
+    train_uri, val_uri = write_tiny_datasets(tmp_path)
+    config = tiny_train_config(epochs=1, steps_per_epoch=1, width_downsample=2, spelling_weight=0.0)
+    result = train(train_uri, val_uri, str(tmp_path / "model"), config)
+    spec = read_spec(result.artifact_uri)["input_spec"]
+    assert (spec["width"], spec["width_downsample"]) == (96, 2)
+    model = keras.models.load_model(tmp_path / "model" / "model.keras", compile=False)
+    assert model.output_shape[1] == 96 // 2
+    assert json.loads((tmp_path / "train" / "manifest.json").read_text())["input_spec"]["width_downsample"] == 4
+
+
+def test_images_of_another_geometry_are_refused(tmp_path):
+    train_uri, _ = write_tiny_datasets(tmp_path)
+    tall = make_samples(TINY_WORDS[:2], spec=TINY_SPEC_TALL)
+    other = write_dataset(tall, str(tmp_path / "tall"), split="val", spec=TINY_SPEC_TALL, num_shards=1)
+    with pytest.raises(ValueError, match=r"holds .* images; the model is built for"):
+        train(train_uri, other, str(tmp_path / "model"), tiny_train_config(epochs=1, steps_per_epoch=1))
+
+
+@pytest.mark.parametrize(("factor", "message"), [(3, "power of two"), (0, "power of two"),
+                                                  (8, r"leaves 24 time steps .* CTC needs 33")])
+def test_a_width_downsample_the_network_cannot_use_is_refused_at_once(factor, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(width_downsample=factor)
 
 
 @pytest.mark.slow

@@ -106,8 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=1000,
                         help="validation-face images per tier (default: %(default)s)")
     parser.add_argument("--width", type=int, default=DEFAULT_INPUT_SPEC.width, help="input width in pixels")
-    parser.add_argument("--width-downsample", type=int, default=DEFAULT_INPUT_SPEC.width_downsample,
-                        help="input columns per CTC time step")
+    parser.add_argument("--width-downsample", type=int,
+                        help="input columns per CTC time step (the recipe's width_downsample setting; "
+                        "the images are the same for any)")
     parser.add_argument("--max-widen", type=float, default=DEFAULT_INPUT_SPEC.max_widen,
                         help="widen narrow words by up to this factor (1: keep the aspect ratio)")
     parser.add_argument("--frames-per-step", type=int, default=DEFAULT_INPUT_SPEC.frames_per_step,
@@ -120,19 +121,23 @@ def main(argv: list[str] | None = None) -> None:
                         help="the texts read on the validation faces, comma separated, of "
                         f"{', '.join(TEXTS)} (default: %(default)s)")
     args = parser.parse_args(argv)
-    spec = dataclasses.replace(DEFAULT_INPUT_SPEC, width=args.width, width_downsample=args.width_downsample,
-                               max_widen=args.max_widen, frames_per_step=args.frames_per_step)
+    spec = dataclasses.replace(DEFAULT_INPUT_SPEC, width=args.width, max_widen=args.max_widen,
+                               frames_per_step=args.frames_per_step)
     settings = {}
     for item in args.set:
         key, _, value = item.partition("=")
         kind = type(recipe_named(args.recipe).settings()[key])
         settings[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    if args.width_downsample is not None:
+        settings["width_downsample"] = args.width_downsample
     if args.model is not None:
         from wordocr.artifact import read_spec
         from wordocr.publish import resolve_artifact_uri
 
         args.model = Path(resolve_artifact_uri(str(args.model)))
-        spec = InputSpec.from_dict(read_spec(str(args.model))["input_spec"])
+        # The artifact's images; its width downsample is its network's, not the data's.
+        spec = dataclasses.replace(InputSpec.from_dict(read_spec(str(args.model))["input_spec"]),
+                                   width_downsample=DEFAULT_INPUT_SPEC.width_downsample)
     texts = tuple(args.texts.split(","))
     unknown = sorted(set(texts) - set(TEXTS))
     if unknown:

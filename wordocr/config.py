@@ -51,6 +51,24 @@ class InputSpec:
     def time_steps(self) -> int:
         return self.columns * self.frames_per_step
 
+    def check_time_steps(self) -> None:
+        """ValueError unless ``width_downsample`` is a power of two dividing the width and leaves the
+        ``2 * max_word_length + 1`` time steps CTC needs to spell the longest word."""
+        factor = self.width_downsample
+        if factor < 1 or factor & (factor - 1) or self.width % factor:
+            raise ValueError(f"width_downsample must be a power of two dividing the width {self.width}, got {factor}")
+        needed = 2 * self.max_word_length + 1
+        if self.time_steps < needed:
+            raise ValueError(
+                f"width_downsample {factor} leaves {self.time_steps} time steps for a {self.width}-pixel input; "
+                f"CTC needs {needed} to spell a {self.max_word_length}-letter word"
+            )
+
+    def same_images(self, other: InputSpec) -> bool:
+        """Whether images made for ``other`` are images made for this spec: everything but
+        ``width_downsample``, which says how a network reads the images, not what they are."""
+        return asdict(self) | {"width_downsample": 0} == asdict(other) | {"width_downsample": 0}
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -26,7 +26,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from wordocr.config import ModelSize
+from wordocr.config import DEFAULT_INPUT_SPEC, ModelSize
 
 # The weight of the spelling model saved with an artifact; wordocr.char_lm.WEIGHT, the spelling
 # model's own default, is the same number (tests/test_recipes.py keeps them equal).
@@ -90,10 +90,19 @@ class TrainConfig:
     shuffle_buffer: int = 10_000
     cache_max_samples: int = 50_000  # datasets up to this size are decoded once and kept in memory
     model_size: ModelSize = field(default_factory=ModelSize)
+    # Input columns per CTC time step (wordocr.config.InputSpec.width_downsample): how finely the
+    # network reads along the word. A setting of the run, not of its data: the images are the same
+    # whatever the network does with them, so one test grid judges models of any time resolution.
+    width_downsample: int = DEFAULT_INPUT_SPEC.width_downsample
     mixed_precision: bool = True  # only takes effect when TensorFlow sees a GPU
     # Weight of the spelling model saved with the artifact (wordocr.char_lm); 0 saves none, and
     # the model then reads by the image alone (for labels that are not English words).
     spelling_weight: float = SPELLING_WEIGHT
+
+    def __post_init__(self) -> None:
+        # Refused when a run is set up, not minutes later when the train task builds the model.
+        spec = dataclasses.replace(DEFAULT_INPUT_SPEC, width_downsample=self.width_downsample)
+        spec.check_time_steps()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -22,7 +22,7 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ def make_dataset(uri: str, alphabet: Alphabet, spec: InputSpec, batch_size: int,
 
     records, manifest = shards.load_tf_dataset(uri)
     data_spec = InputSpec.from_dict(manifest.input_spec)
-    if data_spec != spec:
+    if not data_spec.same_images(spec):
         raise ValueError(f"{uri} holds {data_spec} images; the model is built for {spec}")
     table = label_lookup(alphabet)
 
@@ -334,7 +334,8 @@ def train(
     """
     keras.utils.set_random_seed(config.seed)
     manifest = shards.read_manifest(train_uri)
-    spec = InputSpec.from_dict(manifest.input_spec)
+    # The images are the data's; how finely the network reads them along the word is the run's.
+    spec = replace(InputSpec.from_dict(manifest.input_spec), width_downsample=config.width_downsample)
     alphabet = Alphabet(manifest.alphabet)
 
     train_data, train_count = make_dataset(train_uri, alphabet, spec, config.batch_size, training=True,
@@ -482,6 +483,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     options.add_argument("--conv-filters", help="filters of each conv block, comma separated")
     options.add_argument("--lstm-units", type=int, help="per direction")
     options.add_argument("--dropout", type=float, help="before the LSTMs")
+    options.add_argument("--width-downsample", type=int,
+                         help="input columns per CTC time step (4: 48 steps on a 192-pixel input, 2: 96)")
     options.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
                          help="mixed_float16 on a GPU (no effect on a CPU)")
     options.add_argument("--spelling-weight", type=float,
@@ -494,7 +497,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 _OPTION_FLAGS = (
     "epochs", "batch_size", "learning_rate", "schedule", "warmup_epochs", "final_lr_fraction", "clipnorm",
     "patience", "steps_per_epoch", "val_samples", "shuffle_buffer", "cache_max_samples", "seed", "conv_filters",
-    "lstm_units", "dropout", "mixed_precision", "spelling_weight",
+    "lstm_units", "dropout", "width_downsample", "mixed_precision", "spelling_weight",
 )  # fmt: skip
 
 
