@@ -53,3 +53,10 @@ def test_a_text_no_model_can_be_trained_on_is_refused_before_anything_runs(capsy
     with pytest.raises(SystemExit):
         parse_args(["--train-text", "cursive"])
     assert "train_text 'cursive', expected one of ('lower', 'written')" in capsys.readouterr().err
+
+
+def test_a_width_downsample_ctc_cannot_spell_with_is_refused_before_anything_runs(capsys):
+    assert _recipe("--width-downsample", "2").training.width_downsample == 2
+    with pytest.raises(SystemExit):
+        parse_args(["--width-downsample", "8"])
+    assert "width_downsample 8 leaves 24 time steps" in capsys.readouterr().err
