@@ -53,6 +53,7 @@ def test_cli_options_reach_the_config():
     assert config.model_size.conv_filters == (8, 8, 8, 8, 8) and config.model_size.lstm_units == 16
 
 
+@pytest.mark.slow
 def test_the_width_downsample_is_the_runs_not_the_datas(tmp_path):
     # Data made at 4 columns a step trains a network that reads 2: the images are the same, and the
     # artifact says the network's time resolution, which the predictor and the ONNX export follow.
@@ -66,6 +67,7 @@ def test_the_width_downsample_is_the_runs_not_the_datas(tmp_path):
     assert json.loads((tmp_path / "train" / "manifest.json").read_text())["input_spec"]["width_downsample"] == 4
 
 
+@pytest.mark.slow
 def test_images_of_another_geometry_are_refused(tmp_path):
     train_uri, _ = write_tiny_datasets(tmp_path)
     tall = make_samples(TINY_WORDS[:2], spec=TINY_SPEC_TALL)
