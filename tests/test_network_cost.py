@@ -43,7 +43,7 @@ def test_a_tiny_network_trains_at_a_finite_positive_rate_with_build_models_param
 def test_the_onnx_graph_gives_a_batch_of_logits_per_time_step_and_class():
     model = compiled_model(TINY_SPEC, DEFAULT_ALPHABET, TINY_MODEL_SIZE)
 
-    latency = onnx_latency(model, TINY_SPEC, runs=3, threads=1, batch=5)
+    latency = onnx_latency(model, TINY_SPEC, DEFAULT_ALPHABET, runs=3, threads=1, batch=5)
 
     assert latency.output_shape == (5, TINY_SPEC.time_steps, DEFAULT_ALPHABET.num_classes)
     assert math.isfinite(latency.one_image_ms) and latency.one_image_ms > 0

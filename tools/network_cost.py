@@ -15,7 +15,8 @@ For each network, one after another on the same cores:
              relative to the first network's.
   parameters ``model.count_params()``.
   ORT        the model alone as an artifact's ``model.onnx`` (``wordocr.onnx_export.keras_to_onnx``
-             of the inference copy), on ONNX Runtime with --threads intra-op threads: one image,
+             of the inference copy), read as the predictor reads it (its ONNX Runtime session
+             options) with --threads intra-op threads: one image,
              p50 of --runs runs; batches of 64, images/s from the median batch.
 
 Weights are untrained (they do not change the time). The timings are for comparing networks
@@ -156,39 +157,34 @@ class OnnxLatency:
     output_shape: tuple[int, ...]  # of a batch: [batch, time steps, classes]
 
 
-def onnx_session(model: keras.Model, spec: InputSpec, threads: int):
-    """An ONNX Runtime CPU session on ``model`` exported as an artifact's ``model.onnx`` is."""
-    import onnxruntime
-
+def onnx_reader(model: keras.Model, spec: InputSpec, alphabet: Alphabet, threads: int):
+    """The predictor's ONNX Runtime reader (``wordocr.onnx_recognizer.OnnxRecognizer``: its session
+    options, its input checks) on ``model`` exported as an artifact's ``model.onnx`` is."""
     from wordocr.artifact import inference_copy
     from wordocr.onnx_export import keras_to_onnx
+    from wordocr.onnx_recognizer import OnnxRecognizer
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return onnxruntime.InferenceSession(keras_to_onnx(inference_copy(model), spec), options,
-                                        providers=["CPUExecutionProvider"])
+    return OnnxRecognizer(keras_to_onnx(inference_copy(model), spec), spec, alphabet, threads=threads)
 
 
-def onnx_latency(model: keras.Model, spec: InputSpec, runs: int, threads: int, batch: int = ORT_BATCH,
-                 seed: int = 0) -> OnnxLatency:
+def onnx_latency(model: keras.Model, spec: InputSpec, alphabet: Alphabet, runs: int, threads: int,
+                 batch: int = ORT_BATCH, seed: int = 0) -> OnnxLatency:
     """One-image p50 over ``runs`` runs and batch images/s over ``runs // 20`` (at least 2) batches."""
-    session = onnx_session(model, spec, threads)
-    feed = session.get_inputs()[0].name
-    images = np.random.default_rng(seed).integers(0, 256, size=(batch, spec.height, spec.width)).astype(np.float32)
+    reader = onnx_reader(model, spec, alphabet, threads)
+    images = np.random.default_rng(seed).integers(0, 256, size=(batch, spec.height, spec.width), dtype=np.uint8)
 
     def seconds(inputs: np.ndarray, count: int) -> list[float]:
-        session.run(None, {feed: inputs})  # warm-up: the first run allocates
+        reader.logits(inputs)  # warm-up: the first run allocates
         times = []
         for _ in range(count):
             started = time.perf_counter()
-            session.run(None, {feed: inputs})
+            reader.logits(inputs)
             times.append(time.perf_counter() - started)
         return times
 
     one = seconds(images[:1], runs)
     batched = seconds(images, max(2, runs // ORT_BATCH_RUN_SHARE))
-    output_shape = tuple(session.run(None, {feed: images})[0].shape)
+    output_shape = tuple(reader.logits(images).shape)
     return OnnxLatency(one_image_ms=1000 * statistics.median(one),
                        batch_images_per_second=batch / statistics.median(batched),
                        batch=batch, output_shape=output_shape)
@@ -220,7 +216,7 @@ def measure(network: Network, alphabet: Alphabet, batch: int, steps: int, warmup
     record["train_images_per_second"] = training_rate(model, network.spec, alphabet, batch, steps, warmup)
     log.info("%s: %.1f training images/s", network.name, record["train_images_per_second"])
     if onnx:
-        latency = onnx_latency(model, network.spec, runs, threads)
+        latency = onnx_latency(model, network.spec, alphabet, runs, threads)
         record.update(ort_one_image_ms=latency.one_image_ms,
                       ort_batch_images_per_second=latency.batch_images_per_second, ort_batch=latency.batch)
         log.info("%s: ORT one image %.2f ms, batch %d %.0f images/s", network.name, latency.one_image_ms,
