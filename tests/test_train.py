@@ -76,6 +76,18 @@ def test_images_of_another_geometry_are_refused(tmp_path):
         train(train_uri, other, str(tmp_path / "model"), tiny_train_config(epochs=1, steps_per_epoch=1))
 
 
+@pytest.mark.slow
+def test_data_too_narrow_for_the_runs_time_steps_is_refused_before_training(tmp_path):
+    # TrainConfig checks the default 192-pixel geometry; the data's own is checked when training starts.
+    narrow = dataclasses.replace(TINY_SPEC, width=64, max_word_length=16)
+    samples = make_samples(TINY_WORDS[:2], spec=narrow)
+    train_uri = write_dataset(samples, str(tmp_path / "train"), spec=narrow)
+    val_uri = write_dataset(samples, str(tmp_path / "val"), split="val", spec=narrow, num_shards=1)
+    with pytest.raises(ValueError, match=r"leaves 16 time steps for a 64-pixel input; CTC needs 33"):
+        train(train_uri, val_uri, str(tmp_path / "model"), tiny_train_config(epochs=1, steps_per_epoch=1))
+    assert not (tmp_path / "model").exists()
+
+
 @pytest.mark.parametrize(("factor", "message"), [(3, "power of two"), (0, "power of two"),
                                                   (8, r"leaves 24 time steps .* CTC needs 33")])
 def test_a_width_downsample_the_network_cannot_use_is_refused_at_once(factor, message):

@@ -336,6 +336,7 @@ def train(
     manifest = shards.read_manifest(train_uri)
     # The images are the data's; how finely the network reads them along the word is the run's.
     spec = replace(InputSpec.from_dict(manifest.input_spec), width_downsample=config.width_downsample)
+    spec.check_time_steps()  # TrainConfig checked the default geometry; this is the data's
     alphabet = Alphabet(manifest.alphabet)
 
     train_data, train_count = make_dataset(train_uri, alphabet, spec, config.batch_size, training=True,
