@@ -9,7 +9,9 @@ Three mistakes a reader sees only once the file is rendered, each a rule below:
   as a Git host makes them: GitHub's slugs);
 * a fence that swallows the text after it: one never closed, one whose intended closing line
   has text after the backticks (then it is content, and the fence runs on to the next one), or
-  one whose content holds Markdown headings.
+  one whose content holds Markdown headings;
+* a table row with more cells than the header, whose extra cells a renderer drops without a
+  word (a header row written twice, a column added to the rows and not to the header).
 """
 
 from __future__ import annotations
@@ -166,6 +168,39 @@ def fences_that_swallow_text(text: str) -> list[str]:
     return problems
 
 
+# --------------------------------------------------------------------------- rule (d)
+
+# A cell boundary: a pipe not escaped and not inside a code span (pipes in code spans must be
+# escaped in GFM tables too, so only the escape is looked at).
+CELL_PIPE = re.compile(r"(?<!\\)\|")
+
+
+def _cells(line: str) -> int:
+    row = line.strip()
+    row = row[1:] if row.startswith("|") else row
+    row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
+    return len(CELL_PIPE.split(row))
+
+
+def tables_with_dropped_cells(text: str) -> list[str]:
+    """Problems for table rows with more cells than their table's header (the renderer drops them)."""
+    lines = text.splitlines()
+    problems = []
+    for token in parse(text):
+        if token.type != "table_open" or not token.map:
+            continue
+        start, end = token.map
+        header = _cells(lines[start])
+        for number in range(start + 2, end):
+            cells = _cells(lines[number])
+            if cells > header:
+                problems.append(
+                    f"line {number + 1}: {cells} cells under a header of {header} (line {start + 1}): "
+                    "the extra ones are not shown"
+                )
+    return problems
+
+
 # --------------------------------------------------------------------------- the documents
 
 
@@ -182,6 +217,11 @@ def test_every_relative_link_resolves_to_a_file_and_heading(name):
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_no_fence_swallows_the_text_after_it(name):
     assert fences_that_swallow_text((ROOT / name).read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_no_table_row_has_more_cells_than_its_header(name):
+    assert tables_with_dropped_cells((ROOT / name).read_text(encoding="utf-8")) == []
 
 
 # A page describes word-ocr as it is; what a change was for belongs in its commit, not in
@@ -295,3 +335,12 @@ def test_a_section_swallowed_by_a_code_block_is_flagged():
     assert any("a closing fence must be alone" in p for p in problems), problems
     assert any("'## What the model is' is inside" in p for p in problems), problems
     assert any("never closed" in p for p in problems), problems
+
+
+def test_a_row_wider_than_its_header_is_flagged_and_escaped_pipes_are_not_cells():
+    doubled_header = (
+        "| what | a | target |\n|---|---|---|\n| what | a | b | target |\n|---|---|---|---|\n| x | 1 | 2 | 3 |\n"
+    )
+    problems = tables_with_dropped_cells(doubled_header)
+    assert [p.split(":")[0] for p in problems] == ["line 3", "line 4", "line 5"], problems
+    assert tables_with_dropped_cells("| a | b |\n|---|---|\n| `x \\| y` | 2 |\n| 1 |\n") == []
