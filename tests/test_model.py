@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from wordocr.alphabet import Alphabet
-from wordocr.config import InputSpec
+from wordocr.config import InputSpec, ModelSize
 from wordocr.model import BATCH_NORM_MOMENTUM, TINY_MODEL_SIZE, build_model, ctc_loss_fn, pool_sizes
 
 ALPHABET = Alphabet()
@@ -28,6 +28,26 @@ def test_model_reads_with_lstms_and_fast_batch_norm():
     assert len(bilstms) == 2 and all(isinstance(b.forward_layer, keras.layers.LSTM) for b in bilstms)
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(n.momentum == BATCH_NORM_MOMENTUM == 0.9 for n in norms)
+
+
+def test_separable_convolutions_follow_a_full_first_block_and_keep_the_output_shape():
+    spec = InputSpec()
+    full = build_model(spec, ALPHABET)
+    separable = build_model(spec, ALPHABET, ModelSize(separable_convs=True))
+    convs = [layer for layer in separable.layers if layer.name.endswith("_conv")]
+
+    assert [type(layer).__name__ for layer in convs] == ["Conv2D"] + ["SeparableConv2D"] * 4
+    assert separable.output_shape == full.output_shape
+    # A 3x3 per channel and a 1x1 across them: the conv weights shrink by about 8x, the LSTMs stay.
+    assert 0.5 * full.count_params() < separable.count_params() < 0.7 * full.count_params()
+
+
+def test_a_size_recorded_before_separable_convolutions_has_full_ones():
+    recorded = {"conv_filters": [32, 64], "lstm_units": 48, "dropout": 0.0}
+
+    assert ModelSize.from_dict(recorded) == ModelSize((32, 64), 48, 0.0, separable_convs=False)
+    size = ModelSize((32, 64), 48, 0.0, separable_convs=True)
+    assert ModelSize.from_dict(size.to_dict()) == size
 
 
 def test_pooling_brings_height_to_one_and_width_down_by_the_spec():

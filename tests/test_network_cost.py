@@ -84,6 +84,7 @@ def test_the_json_holds_one_record_per_network_in_the_order_given(tmp_path, caps
     "tiny:16,32,48,64,64:48:3",  # not a power of two
     "tiny:16,32,48,64,64:48:8",  # 24 time steps: too few for CTC to spell a 16-letter word
     "tiny:16,32:48:4",  # too few blocks to pool the height to 1
+    "tiny:16,32,48,64,64:48:4:depthwise",  # a fifth field that is not "separable"
 ])
 def test_a_malformed_network_is_refused_with_a_message(network, capsys):
     with pytest.raises(SystemExit) as refused:
@@ -98,3 +99,11 @@ def test_a_network_names_its_shape_and_time_steps():
 
     assert network.size.conv_filters == (32, 64, 96, 96, 160) and network.size.lstm_units == 96
     assert network.spec.width_downsample == 2 and network.spec.time_steps == 96
+
+
+def test_a_fifth_field_makes_the_convolutions_separable():
+    assert not parse_network("small:32,64,96,96,160:96:4").size.separable_convs
+    network = parse_network("small-sep:32,64,96,96,160:96:4:separable")
+
+    assert network.size.separable_convs and network.size.conv_filters == (32, 64, 96, 96, 160)
+    assert "(separable)" in network.describe()

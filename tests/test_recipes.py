@@ -75,6 +75,15 @@ def test_settings_name_no_clipping_and_one_pass_as_zero():
     assert changed.settings()["clipnorm"] == 0.0 and changed.settings()["steps_per_epoch"] == 0
 
 
+def test_separable_convolutions_are_a_setting_of_the_model_size():
+    assert LOCAL.settings()["separable_convs"] is LOCAL.training.model_size.separable_convs
+    changed = LOCAL.with_settings(separable_convs=True)
+
+    assert changed.training.model_size.separable_convs
+    assert changed.training.model_size.conv_filters == LOCAL.training.model_size.conv_filters
+    assert changed.settings()["separable_convs"] is True
+
+
 def test_an_unknown_setting_or_recipe_is_refused():
     with pytest.raises(ValueError, match="unknown training options"):
         LOCAL.with_settings(epoch=3)

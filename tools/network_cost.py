@@ -1,8 +1,9 @@
 """What a network shape costs: training speed, parameters and ONNX Runtime latency, network by network.
 
-    python -m tools.network_cost [--network NAME:FILTERS:LSTM:DOWNSAMPLE ...] [--json costs.json]
+    python -m tools.network_cost [--network NAME:FILTERS:LSTM:DOWNSAMPLE[:separable] ...] [--json costs.json]
 
-e.g. ``--network default:32,64,128,128,256:128:4 --network small96:32,64,96,96,160:96:2``.
+e.g. ``--network default:32,64,128,128,256:128:4 --network small96:32,64,96,96,160:96:2``; a fifth
+field ``separable`` gives the network depthwise-separable convolutions (``ModelSize.separable_convs``).
 Without ``--network`` it measures the four networks of docs/experiments.md's "96 time steps in a
 smaller network" (2026-12-06): the default at 48 and at 96 time steps, the smaller one at 96 and 48.
 
@@ -73,19 +74,21 @@ class Network:
     spec: InputSpec
 
     def describe(self) -> str:
-        return (f"{self.name}: filters {self.size.filters_text}, LSTM {self.size.lstm_units}, "
+        return (f"{self.name}: filters {self.size.filters_text}"
+                f"{' (separable)' if self.size.separable_convs else ''}, LSTM {self.size.lstm_units}, "
                 f"downsample {self.spec.width_downsample}")
 
 
 def parse_network(text: str) -> Network:
-    """``NAME:FILTERS:LSTM:DOWNSAMPLE`` -> Network; ``argparse.ArgumentTypeError`` saying what is wrong."""
+    """``NAME:FILTERS:LSTM:DOWNSAMPLE[:separable]`` -> Network; ``argparse.ArgumentTypeError`` saying
+    what is wrong."""
     from wordocr.model import pool_sizes
 
     parts = text.split(":")
-    if len(parts) != 4 or not parts[0]:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME:FILTERS:LSTM:DOWNSAMPLE, "
+    if len(parts) not in (4, 5) or not parts[0] or parts[4:] not in ([], ["separable"]):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME:FILTERS:LSTM:DOWNSAMPLE[:separable], "
                                          "e.g. small96:32,64,96,96,160:96:2")
-    name, filters, lstm, downsample = parts
+    name, filters, lstm, downsample = parts[:4]
     try:
         conv_filters = ModelSize.parse_filters(filters)
         lstm_units, width_downsample = int(lstm), int(downsample)
@@ -96,7 +99,8 @@ def parse_network(text: str) -> Network:
         pool_sizes(spec, len(conv_filters))  # the model's own check of the downsampling
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from exc
-    return Network(name, ModelSize(conv_filters=conv_filters, lstm_units=lstm_units), spec)
+    size = ModelSize(conv_filters=conv_filters, lstm_units=lstm_units, separable_convs=len(parts) == 5)
+    return Network(name, size, spec)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,6 +211,7 @@ def measure(network: Network, alphabet: Alphabet, batch: int, steps: int, warmup
         "name": network.name,
         "conv_filters": list(network.size.conv_filters),
         "lstm_units": network.size.lstm_units,
+        "separable_convs": network.size.separable_convs,
         "width_downsample": network.spec.width_downsample,
         "time_steps": network.spec.time_steps,
         "parameters": int(model.count_params()),

@@ -61,8 +61,11 @@ def pool_sizes(spec: InputSpec, num_blocks: int) -> list[tuple[int, int]]:
     ]
 
 
-def conv_block(x, filters: int, pool: tuple[int, int], name: str):
-    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+def conv_block(x, filters: int, pool: tuple[int, int], name: str, separable: bool = False):
+    if separable:
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    else:
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
     x = layers.BatchNormalization(momentum=BATCH_NORM_MOMENTUM, name=f"{name}_bn")(x)
     x = layers.ReLU(name=f"{name}_relu")(x)
     if pool != (1, 1):
@@ -86,7 +89,7 @@ def build_model(
 
     pools = pool_sizes(spec, len(size.conv_filters))
     for i, (filters, pool) in enumerate(zip(size.conv_filters, pools, strict=True)):
-        x = conv_block(x, filters, pool, name=f"block{i + 1}")
+        x = conv_block(x, filters, pool, name=f"block{i + 1}", separable=size.separable_convs and i > 0)
 
     # [B, 1, T, C] -> [B, T, C]: each column of the feature map is one time step.
     x = layers.Reshape((spec.columns, size.conv_filters[-1]), name="to_sequence")(x)

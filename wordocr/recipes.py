@@ -69,7 +69,7 @@ def noise_tolerance(images_per_cell: int, accuracy: float = 0.9, standard_errors
 
 
 # ModelSize's fields, flattened into settings of their own.
-_MODEL_SIZE_SETTINGS = ("conv_filters", "lstm_units", "dropout")
+_MODEL_SIZE_SETTINGS = ("conv_filters", "lstm_units", "dropout", "separable_convs")
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class TrainConfig:
     def settings(self) -> dict[str, Setting]:
         """The options a pipeline run takes, flat: ``clipnorm`` 0 for none, ``steps_per_epoch`` 0 for
         one pass over the data, the model size as ``conv_filters`` ("32,64,..."), ``lstm_units``,
-        ``dropout``. ``CLI_ONLY`` options are left out."""
+        ``dropout``, ``separable_convs``. ``CLI_ONLY`` options are left out."""
         data: dict[str, Setting] = {}
         for option in fields(self):
             if option.name in CLI_ONLY or option.name == "model_size":
@@ -124,6 +124,7 @@ class TrainConfig:
             conv_filters=self.model_size.filters_text,
             lstm_units=self.model_size.lstm_units,
             dropout=self.model_size.dropout,
+            separable_convs=self.model_size.separable_convs,
         )
         return data
 
@@ -146,6 +147,8 @@ class TrainConfig:
             size = dataclasses.replace(size, lstm_units=int(settings["lstm_units"]))
         if "dropout" in settings:
             size = dataclasses.replace(size, dropout=float(settings["dropout"]))
+        if "separable_convs" in settings:
+            size = dataclasses.replace(size, separable_convs=bool(settings["separable_convs"]))
         return dataclasses.replace(self, model_size=size, **changes)
 
 

@@ -484,6 +484,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     options.add_argument("--conv-filters", help="filters of each conv block, comma separated")
     options.add_argument("--lstm-units", type=int, help="per direction")
     options.add_argument("--dropout", type=float, help="before the LSTMs")
+    options.add_argument("--separable-convs", action=argparse.BooleanOptionalAction,
+                         help="depthwise-separable convolutions after the first block (faster to read)")
     options.add_argument("--width-downsample", type=int,
                          help="input columns per CTC time step (4: 48 steps on a 192-pixel input, 2: 96)")
     options.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
@@ -498,7 +500,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 _OPTION_FLAGS = (
     "epochs", "batch_size", "learning_rate", "schedule", "warmup_epochs", "final_lr_fraction", "clipnorm",
     "patience", "steps_per_epoch", "val_samples", "shuffle_buffer", "cache_max_samples", "seed", "conv_filters",
-    "lstm_units", "dropout", "width_downsample", "mixed_precision", "spelling_weight",
+    "lstm_units", "dropout", "separable_convs", "width_downsample", "mixed_precision", "spelling_weight",
 )  # fmt: skip
 
 
