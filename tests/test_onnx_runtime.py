@@ -74,6 +74,26 @@ def test_a_model_with_two_frames_per_step_exports_the_same_logits():
     assert np.abs(onnx_logits - keras_logits).max() < LOGIT_TOLERANCE
 
 
+@pytest.mark.slow  # converts a model
+def test_a_model_with_separable_convolutions_exports_the_same_logits():
+    import dataclasses
+
+    import onnxruntime
+
+    from wordocr.alphabet import Alphabet
+    from wordocr.model import TINY_MODEL_SIZE, build_model
+    from wordocr.onnx_export import keras_to_onnx
+
+    model = build_model(TINY_SPEC, Alphabet(), dataclasses.replace(TINY_MODEL_SIZE, separable_convs=True))
+    assert any(type(layer).__name__ == "SeparableConv2D" for layer in model.layers)
+    session = onnxruntime.InferenceSession(keras_to_onnx(model, TINY_SPEC), providers=["CPUExecutionProvider"])
+    images = _images().astype(np.float32)
+    onnx_logits = session.run(None, {session.get_inputs()[0].name: images})[0]
+    keras_logits = np.asarray(model(images, training=False))
+    assert onnx_logits.shape == keras_logits.shape == (len(images), TINY_SPEC.time_steps, 27)
+    assert np.abs(onnx_logits - keras_logits).max() < LOGIT_TOLERANCE
+
+
 @pytest.mark.slow
 def test_a_trained_model_reads_the_same_words_on_both_runtimes(tiny_trained):
     from wordocr.onnx_recognizer import OnnxRecognizer
